@@ -1,0 +1,58 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything installs into .venv/ on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+UV := $(VENV)/bin/uv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.synced
+PROTO_SRC := protos/orderengine/v1/order_service.proto
+BUF := node_modules/.bin/buf
+
+.PHONY: run test lint typecheck buflint protos check-protos unit bench install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml uv.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(VENV)/bin/pip install --quiet --disable-pip-version-check 'uv==0.13.9'
+	$(UV) sync --frozen --inexact --quiet
+	@touch $(STAMP)
+
+run: install
+	$(VENV)/bin/orderengine dev
+
+test: install lint typecheck buflint check-protos
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+# buf comes from the npm registry; without npm the lint is skipped, loudly.
+buflint:
+	@if [ -x $(BUF) ]; then $(BUF) lint; \
+	elif command -v npm >/dev/null 2>&1; then \
+		npm install --no-save --no-audit --no-fund --silent @bufbuild/buf@1 >/dev/null && $(BUF) lint; \
+	else echo "SKIPPED buf lint: npm is not installed, so @bufbuild/buf cannot be fetched"; fi
+
+protos: install
+	PATH=$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos --python_out=protos --grpc_python_out=protos \
+		--mypy_out=protos --mypy_grpc_out=protos $(PROTO_SRC)
+
+# Regenerates into a scratch folder and compares with what is committed.
+check-protos: install
+	@tmp=$$(mktemp -d) && export PATH=$(VENV)/bin:$$PATH && \
+	PATH=$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos --python_out=$$tmp --grpc_python_out=$$tmp \
+		--mypy_out=$$tmp --mypy_grpc_out=$$tmp $(PROTO_SRC) && \
+	for f in $$(cd $$tmp && find . -type f); do \
+		cmp -s $$tmp/$$f protos/$$f || { echo "stale generated code: protos/$$f (run 'make protos')"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "generated code is fresh"
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .data node_modules .mypy_cache .ruff_cache
