@@ -1,0 +1,18 @@
+"""Typed Python clients of the order service (`OrderClient`, `AsyncOrderClient`) and the `orderctl` CLI.
+
+Depends only on grpc and the generated stubs, never on `server` or `workers`.
+"""
+
+from client.async_client import AsyncOrderClient
+from client.errors import OrderServiceError
+from client.options import DEFAULT_DEADLINE_S, DEFAULT_TARGET, ReconnectPolicy
+from client.sync_client import OrderClient
+
+__all__ = [
+    "DEFAULT_DEADLINE_S",
+    "DEFAULT_TARGET",
+    "AsyncOrderClient",
+    "OrderClient",
+    "OrderServiceError",
+    "ReconnectPolicy",
+]

@@ -1,0 +1,154 @@
+"""`AsyncOrderClient`: the asyncio (grpc.aio) Python client of OrderService."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from types import TracebackType
+from typing import Self
+
+import grpc
+from orderengine.v1 import order_service_pb2 as pb
+from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+
+from client.errors import OrderServiceError
+from client.options import (
+    CHANNEL_OPTIONS,
+    DEFAULT_DEADLINE_S,
+    DEFAULT_TARGET,
+    TERMINAL_STATUSES,
+    ReconnectPolicy,
+    execute_request,
+    list_request,
+    quote_request,
+)
+
+
+class AsyncOrderClient:
+    """The asyncio twin of `OrderClient`: same methods, awaited; `async with` or `await close()`.
+
+    Create it inside a running event loop (a grpc.aio channel belongs to the loop it was made on).
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        deadline: float = DEFAULT_DEADLINE_S,
+        reconnect: ReconnectPolicy | None = None,
+    ) -> None:
+        self.target = target
+        self.deadline = deadline
+        self.reconnect = reconnect or ReconnectPolicy()
+        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._stub = pb_grpc.OrderServiceStub(self.channel)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close(None)
+
+    def _error(self, error: grpc.RpcError) -> OrderServiceError:
+        return OrderServiceError.from_rpc_error(error, self.target)
+
+    async def execute(
+        self,
+        token_in: str,
+        token_out: str,
+        amount: str | Decimal | int,
+        slippage_bps: int = 0,
+        idempotency_key: str = "",
+        *,
+        deadline: float | None = None,
+    ) -> str:
+        """Place a market order (`amount` of `token_in` in whole tokens); returns its id once it is stored."""
+        request = execute_request(token_in, token_out, amount, slippage_bps, idempotency_key)
+        try:
+            response = await self._stub.ExecuteOrder(request, timeout=deadline or self.deadline)
+        except grpc.RpcError as e:
+            raise self._error(e) from None
+        return response.order_id
+
+    async def get(self, order_id: str, *, deadline: float | None = None) -> pb.Order:
+        try:
+            response = await self._stub.GetOrder(
+                pb.GetOrderRequest(order_id=order_id), timeout=deadline or self.deadline
+            )
+        except grpc.RpcError as e:
+            raise self._error(e) from None
+        return response.order
+
+    async def list(
+        self,
+        status: str | pb.OrderStatus.ValueType | None = None,
+        page_size: int = 50,
+        page_token: str = "",
+        *,
+        deadline: float | None = None,
+    ) -> pb.ListOrdersResponse:
+        """One page of orders, newest first; pass `next_page_token` back as `page_token` for the next."""
+        try:
+            return await self._stub.ListOrders(
+                list_request(status, page_size, page_token), timeout=deadline or self.deadline
+            )
+        except grpc.RpcError as e:
+            raise self._error(e) from None
+
+    async def quote(
+        self,
+        token_in: str,
+        token_out: str,
+        amount: str | Decimal | int,
+        slippage_bps: int = 0,
+        *,
+        deadline: float | None = None,
+    ) -> pb.GetQuoteResponse:
+        try:
+            return await self._stub.GetQuote(
+                quote_request(token_in, token_out, amount, slippage_bps), timeout=deadline or self.deadline
+            )
+        except grpc.RpcError as e:
+            raise self._error(e) from None
+
+    async def watch(self, order_id: str, from_seq: int = 0) -> AsyncIterator[pb.OrderEvent]:
+        """The order's events with seq > `from_seq`, in order, ending after the terminal event.
+
+        Reconnects on UNAVAILABLE from the last seq seen, dropping anything at or below it (no gap, no
+        duplicate), and gives up with the last error after `reconnect.give_up_after_s` without an event.
+        Closing the generator (``aclose``) cancels the stream.
+        """
+        last_seq = from_seq
+        backoff = self.reconnect.delays()
+        last_progress = time.monotonic()
+        while True:
+            call = self._stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id, from_seq=last_seq))
+            try:
+                async for response in call:
+                    event = response.event
+                    if event.seq <= last_seq:
+                        continue
+                    last_seq = event.seq
+                    backoff.reset()
+                    last_progress = time.monotonic()
+                    yield event
+                    if event.status in TERMINAL_STATUSES:
+                        return
+                failure = OrderServiceError(grpc.StatusCode.UNAVAILABLE, "stream ended early", self.target)
+            except grpc.RpcError as e:
+                failure = self._error(e)
+                if failure.code != grpc.StatusCode.UNAVAILABLE:
+                    raise failure from None
+            finally:
+                call.cancel()
+            delay = backoff.next_delay()
+            if time.monotonic() + delay - last_progress > self.reconnect.give_up_after_s:
+                raise failure
+            await asyncio.sleep(delay)

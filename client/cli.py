@@ -1,0 +1,270 @@
+"""`orderctl`: the order service from a shell (execute, watch, get, list, quote)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from orderengine.v1 import order_service_pb2 as pb
+
+from client.display import LiveProgress, Style, order_summary, route_text, short, table
+from client.errors import OrderServiceError
+from client.json_format import event_json, order_json, quote_json, timestamp_text
+from client.options import DEFAULT_TARGET, TERMINAL_STATUSES, dex_name, parse_status, status_name
+from client.sync_client import OrderClient
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+EPILOG = """\
+exit codes:
+  0  the command succeeded (for execute --watch and watch: the order confirmed)
+  1  the order failed, or the service answered with an error / could not be reached
+  2  usage error: bad command line, or the service rejected the input (INVALID_ARGUMENT)
+
+environment:
+  ORDERCTL_TARGET   default for --target (host:port of the gRPC service)
+
+examples:
+  orderctl execute SOL USDC 1.5 --watch
+  orderctl --json watch 0b0a5b6e-...-... --from-seq 3
+  orderctl list --status confirmed --limit 20
+  orderctl quote SOL USDC 1000
+"""
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, separators=(",", ":")), flush=True)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _bps(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 10000, got {text}")
+    return value
+
+
+def _status(text: str) -> str:
+    try:
+        parse_status(text)
+    except ValueError:
+        names = ", ".join(status_name(s) for s in pb.OrderStatus.values() if s)
+        raise argparse.ArgumentTypeError(f"unknown status {text!r} (one of {names})") from None
+    return text
+
+
+def _watch(client: OrderClient, order_id: str, from_seq: int, as_json: bool) -> int:
+    """Follow an order to its end; the exit code says how it ended."""
+    events = client.watch(order_id, from_seq=from_seq)
+    if as_json:
+        last: pb.OrderEvent | None = None
+        for event in events:
+            _print_json(event_json(event))
+            last = event
+    else:
+        last = LiveProgress(sys.stdout).follow(events)
+        if last is not None and last.status in TERMINAL_STATUSES:
+            print(file=sys.stdout)
+            print(order_summary(client.get(order_id), Style(sys.stdout)), flush=True)
+    if last is None or last.status not in TERMINAL_STATUSES:
+        # from_seq was already past the end: the stored order says how it ended.
+        order = client.get(order_id)
+        if not as_json and last is None:
+            print(order_summary(order, Style(sys.stdout)), flush=True)
+        return EXIT_OK if order.status == pb.ORDER_STATUS_CONFIRMED else EXIT_FAILED
+    return EXIT_OK if last.status == pb.ORDER_STATUS_CONFIRMED else EXIT_FAILED
+
+
+def cmd_execute(client: OrderClient, args: argparse.Namespace) -> int:
+    order_id = client.execute(
+        args.token_in, args.token_out, args.amount, args.slippage_bps, args.idempotency_key
+    )
+    if args.json:
+        _print_json({"orderId": order_id})
+    elif args.watch:
+        style = Style(sys.stdout)
+        pair = f"{args.amount} {args.token_in} → {args.token_out}"
+        print(f"{style.bold('order')} {order_id}  {pair}", flush=True)
+    else:
+        print(order_id, flush=True)
+    return _watch(client, order_id, 0, args.json) if args.watch else EXIT_OK
+
+
+def cmd_watch(client: OrderClient, args: argparse.Namespace) -> int:
+    return _watch(client, args.order_id, args.from_seq, args.json)
+
+
+def cmd_get(client: OrderClient, args: argparse.Namespace) -> int:
+    order = client.get(args.order_id)
+    if args.json:
+        _print_json(order_json(order))
+    else:
+        print(order_summary(order, Style(sys.stdout)))
+    return EXIT_OK
+
+
+def cmd_list(client: OrderClient, args: argparse.Namespace) -> int:
+    orders: list[pb.Order] = []
+    token = ""
+    while len(orders) < args.limit:
+        page = client.list(args.status, page_size=min(args.limit - len(orders), 500), page_token=token)
+        orders.extend(page.orders)
+        token = page.next_page_token
+        if not token or not page.orders:
+            break
+    orders = orders[: args.limit]
+    if args.json:
+        for order in orders:
+            _print_json(order_json(order))
+        return EXIT_OK
+    if not orders:
+        print("no orders" + (f" with status {args.status}" if args.status else ""))
+        return EXIT_OK
+    style = Style(sys.stdout)
+    rows = [
+        [
+            o.order_id,
+            (timestamp_text(o.created_at) or "")[:19].replace("T", " "),
+            f"{o.token_in}→{o.token_out}",
+            o.amount,
+            status_name(o.status),
+            dex_name(o.dex) or "-",
+            o.amount_out or "-",
+            o.executed_price or "-",
+            short(o.tx_signature) if o.tx_signature else (o.error.code if o.HasField("error") else "-"),
+        ]
+        for o in orders
+    ]
+    text = table(
+        ["ORDER", "CREATED (UTC)", "PAIR", "AMOUNT", "STATUS", "DEX", "OUT", "PRICE", "SIGNATURE / ERROR"],
+        rows,
+        right=frozenset({3, 6, 7}),
+    )
+    lines = text.split("\n")
+    print(style.dim(lines[0]))
+    for line, order in zip(lines[1:], orders, strict=True):
+        # colour the status column only; the table is laid out on plain text so widths stay right
+        name = status_name(order.status)
+        print(line.replace(f"  {name} ", f"  {style.status(order.status, name)} ", 1))
+    return EXIT_OK
+
+
+def cmd_quote(client: OrderClient, args: argparse.Namespace) -> int:
+    response = client.quote(args.token_in, args.token_out, args.amount, args.slippage_bps)
+    if args.json:
+        _print_json(quote_json(response))
+        return EXIT_OK
+    style = Style(sys.stdout)
+    print(f"{style.bold('quote')}  {args.amount} {args.token_in} → {args.token_out}")
+    best = response.route.amount_out if response.HasField("route") else ""
+    rows = [
+        [dex_name(q.dex) or "?", q.amount_out, f"{q.price_impact_bps} bps", f"{q.fee_bps} bps"]
+        for q in response.quotes
+    ]
+    if rows:
+        print()
+        print(table(["VENUE", f"OUT ({args.token_out})", "IMPACT", "FEE"], rows, right=frozenset({1, 2, 3})))
+    if response.HasField("route"):
+        route = response.route
+        print()
+        print(f"{style.bold('route')}  {route_text(route)}")
+        print(f"  out {style.bold(best)} {args.token_out}  min {route.min_amount_out}", end="")
+        print(f"  impact {route.price_impact_bps} bps")
+        legs = [
+            [
+                str(i),
+                dex_name(leg.dex) or "?",
+                f"{leg.amount_in} {leg.token_in}",
+                f"{leg.amount_out} {leg.token_out}",
+                short(leg.pool_id) if leg.pool_id else "-",
+            ]
+            for i, leg in enumerate(route.legs, 1)
+        ]
+        print()
+        print(table(["LEG", "VENUE", "IN", "OUT", "POOL"], legs, right=frozenset({2, 3})))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orderctl",
+        description="Place, follow and inspect swap orders on the order execution engine (gRPC).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("ORDERCTL_TARGET") or DEFAULT_TARGET,
+        help="host:port of the gRPC service (default: $ORDERCTL_TARGET or %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output (JSON lines)")
+    parser.add_argument(
+        "--deadline", type=float, default=10.0, metavar="SECONDS", help="deadline of each call (default 10)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    execute = commands.add_parser(
+        "execute",
+        help="place a market order",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    execute.add_argument("token_in", help="token sold, e.g. SOL (symbol or mint address)")
+    execute.add_argument("token_out", help="token bought, e.g. USDC")
+    execute.add_argument("amount", help="amount of token_in in whole tokens, e.g. 1.5")
+    execute.add_argument("--slippage-bps", type=_bps, default=0, metavar="N", help="0 means 50 bps")
+    execute.add_argument("--idempotency-key", default="", metavar="KEY", help="same key, same order")
+    execute.add_argument("--watch", action="store_true", help="follow the order live until it ends")
+    execute.set_defaults(run=cmd_execute)
+
+    watch = commands.add_parser("watch", help="follow an order's events until it ends")
+    watch.add_argument("order_id")
+    watch.add_argument("--from-seq", type=int, default=0, metavar="N", help="only events after seq N")
+    watch.set_defaults(run=cmd_watch)
+
+    get = commands.add_parser("get", help="show an order as stored now")
+    get.add_argument("order_id")
+    get.set_defaults(run=cmd_get)
+
+    listing = commands.add_parser("list", help="recent orders, newest first")
+    listing.add_argument("--status", type=_status, default=None, help="only this status, e.g. confirmed")
+    listing.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="at most N orders (20)")
+    listing.set_defaults(run=cmd_list)
+
+    quote = commands.add_parser("quote", help="per-venue quotes and the route routing would pick now")
+    quote.add_argument("token_in")
+    quote.add_argument("token_out")
+    quote.add_argument("amount")
+    quote.add_argument("--slippage-bps", type=_bps, default=0, metavar="N")
+    quote.set_defaults(run=cmd_quote)
+    for sub in (execute, watch, get, listing, quote):
+        # `orderctl get ID --json` works as well as `orderctl --json get ID`
+        sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Callable[[OrderClient, argparse.Namespace], int] = args.run
+    try:
+        with OrderClient(args.target, deadline=args.deadline) as client:
+            return run(client, args)
+    except OrderServiceError as e:
+        print(f"error: {e.one_line()}", file=sys.stderr, flush=True)
+        return EXIT_USAGE if e.code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `orderctl list | head`
+        return EXIT_OK

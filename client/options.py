@@ -1,0 +1,126 @@
+"""What both clients share: channel options, the reconnect policy of `watch`, and the request builders."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+
+from orderengine.v1 import order_service_pb2 as pb
+
+DEFAULT_TARGET = "localhost:50051"
+DEFAULT_DEADLINE_S = 10.0
+
+# Keepalive: a ping every 30 s while a call is open (a silent watch through a NAT or a proxy stays alive and a
+# dead peer is noticed), none when no call is open, and at most two in a row without data (gRPC's default), so
+# even a server left at its own ping policy never counts them as abuse. The reconnect backoff is capped at 2 s
+# so a restarted server is found again at once (gRPC's default cap is two minutes).
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+]
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """How `watch` retries a stream that broke with UNAVAILABLE.
+
+    The delay doubles from `initial_backoff_s` up to `max_backoff_s` (with up to 20 % jitter) and resets
+    whenever an event arrives; `watch` gives up with the last error once `give_up_after_s` pass without an
+    event.
+    """
+
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 2.0
+    give_up_after_s: float = 30.0
+
+    def delays(self) -> _Backoff:
+        return _Backoff(self)
+
+
+class _Backoff:
+    def __init__(self, policy: ReconnectPolicy) -> None:
+        self._policy = policy
+        self._next = policy.initial_backoff_s
+
+    def reset(self) -> None:
+        self._next = self._policy.initial_backoff_s
+
+    def next_delay(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self._policy.max_backoff_s)
+        return delay * (1 + random.random() * 0.2)
+
+
+TERMINAL_STATUSES = frozenset({pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_FAILED})
+
+
+def status_name(status: pb.OrderStatus.ValueType) -> str:
+    """``ORDER_STATUS_ROUTING`` -> ``routing``."""
+    return str(pb.OrderStatus.Name(status)).removeprefix("ORDER_STATUS_").lower()
+
+
+def parse_status(name: str) -> pb.OrderStatus.ValueType:
+    """``routing`` or ``ORDER_STATUS_ROUTING`` -> the enum value; ValueError for anything else."""
+    key = name.strip().upper()
+    if not key.startswith("ORDER_STATUS_"):
+        key = "ORDER_STATUS_" + key
+    if key == "ORDER_STATUS_UNSPECIFIED":
+        raise ValueError(f"unknown status {name!r}")
+    try:
+        return pb.OrderStatus.Value(key)
+    except ValueError:
+        raise ValueError(f"unknown status {name!r}") from None
+
+
+def dex_name(dex: pb.Dex.ValueType) -> str | None:
+    """``DEX_RAYDIUM`` -> ``raydium``; unspecified -> None."""
+    if dex == pb.DEX_UNSPECIFIED:
+        return None
+    return str(pb.Dex.Name(dex)).removeprefix("DEX_").lower()
+
+
+def amount_text(amount: str | Decimal | int) -> str:
+    """The wire form of an amount: a plain decimal string, never an exponent (Decimal("1E+3") -> "1000")."""
+    if isinstance(amount, bool):
+        raise TypeError("amount must be a decimal string, a Decimal or an int")
+    if isinstance(amount, Decimal):
+        return format(amount, "f")
+    if isinstance(amount, int):
+        return str(amount)
+    return amount.strip()
+
+
+def execute_request(
+    token_in: str, token_out: str, amount: str | Decimal | int, slippage_bps: int, idempotency_key: str
+) -> pb.ExecuteOrderRequest:
+    return pb.ExecuteOrderRequest(
+        token_in=token_in,
+        token_out=token_out,
+        amount=amount_text(amount),
+        slippage_bps=slippage_bps,
+        idempotency_key=idempotency_key,
+        order_type=pb.ORDER_TYPE_MARKET,
+    )
+
+
+def list_request(
+    status: str | pb.OrderStatus.ValueType | None, page_size: int, page_token: str
+) -> pb.ListOrdersRequest:
+    if isinstance(status, str):
+        status = parse_status(status)
+    return pb.ListOrdersRequest(
+        page_size=page_size, page_token=page_token, status=status or pb.ORDER_STATUS_UNSPECIFIED
+    )
+
+
+def quote_request(
+    token_in: str, token_out: str, amount: str | Decimal | int, slippage_bps: int
+) -> pb.GetQuoteRequest:
+    return pb.GetQuoteRequest(
+        token_in=token_in, token_out=token_out, amount=amount_text(amount), slippage_bps=slippage_bps
+    )

@@ -1,0 +1,153 @@
+"""`OrderClient`: the blocking Python client of OrderService."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from types import TracebackType
+from typing import Self
+
+import grpc
+from orderengine.v1 import order_service_pb2 as pb
+from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+
+from client.errors import OrderServiceError
+from client.options import (
+    CHANNEL_OPTIONS,
+    DEFAULT_DEADLINE_S,
+    DEFAULT_TARGET,
+    TERMINAL_STATUSES,
+    ReconnectPolicy,
+    execute_request,
+    list_request,
+    quote_request,
+)
+
+
+class OrderClient:
+    """A blocking client over one insecure channel; use it as a context manager or call `close()`.
+
+    Every unary call carries a deadline (`deadline` seconds, per call or the client's default); a failed call
+    raises `OrderServiceError` with the gRPC status. `watch` has no deadline: it follows an order to its end,
+    reconnecting on UNAVAILABLE.
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        deadline: float = DEFAULT_DEADLINE_S,
+        reconnect: ReconnectPolicy | None = None,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self.target = target
+        self.deadline = deadline
+        self.reconnect = reconnect or ReconnectPolicy()
+        self._channel = channel or grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._stub = pb_grpc.OrderServiceStub(self._channel)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _error(self, error: grpc.RpcError) -> OrderServiceError:
+        return OrderServiceError.from_rpc_error(error, self.target)
+
+    def execute(
+        self,
+        token_in: str,
+        token_out: str,
+        amount: str | Decimal | int,
+        slippage_bps: int = 0,
+        idempotency_key: str = "",
+        *,
+        deadline: float | None = None,
+    ) -> str:
+        """Place a market order (`amount` of `token_in` in whole tokens); returns its id once it is stored."""
+        request = execute_request(token_in, token_out, amount, slippage_bps, idempotency_key)
+        try:
+            return self._stub.ExecuteOrder(request, timeout=deadline or self.deadline).order_id
+        except grpc.RpcError as e:
+            raise self._error(e) from None
+
+    def get(self, order_id: str, *, deadline: float | None = None) -> pb.Order:
+        try:
+            request = pb.GetOrderRequest(order_id=order_id)
+            return self._stub.GetOrder(request, timeout=deadline or self.deadline).order
+        except grpc.RpcError as e:
+            raise self._error(e) from None
+
+    def list(
+        self,
+        status: str | pb.OrderStatus.ValueType | None = None,
+        page_size: int = 50,
+        page_token: str = "",
+        *,
+        deadline: float | None = None,
+    ) -> pb.ListOrdersResponse:
+        """One page of orders, newest first; pass `next_page_token` back as `page_token` for the next."""
+        try:
+            request = list_request(status, page_size, page_token)
+            return self._stub.ListOrders(request, timeout=deadline or self.deadline)
+        except grpc.RpcError as e:
+            raise self._error(e) from None
+
+    def quote(
+        self,
+        token_in: str,
+        token_out: str,
+        amount: str | Decimal | int,
+        slippage_bps: int = 0,
+        *,
+        deadline: float | None = None,
+    ) -> pb.GetQuoteResponse:
+        try:
+            return self._stub.GetQuote(
+                quote_request(token_in, token_out, amount, slippage_bps), timeout=deadline or self.deadline
+            )
+        except grpc.RpcError as e:
+            raise self._error(e) from None
+
+    def watch(self, order_id: str, from_seq: int = 0) -> Iterator[pb.OrderEvent]:
+        """The order's events with seq > `from_seq`, in order, ending after the terminal event.
+
+        When the stream breaks with UNAVAILABLE (server restart, network) it is reopened from the last seq
+        seen, and any event at or below it is dropped: no gap, no duplicate. It gives up, raising the last
+        error, after `reconnect.give_up_after_s` without an event. Closing the iterator cancels the stream.
+        """
+        last_seq = from_seq
+        backoff = self.reconnect.delays()
+        last_progress = time.monotonic()
+        while True:
+            call = self._stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id, from_seq=last_seq))
+            try:
+                for response in call:
+                    event = response.event
+                    if event.seq <= last_seq:
+                        continue
+                    last_seq = event.seq
+                    backoff.reset()
+                    last_progress = time.monotonic()
+                    yield event
+                    if event.status in TERMINAL_STATUSES:
+                        return
+                # The stream ended without a terminal event (a server shutting down): resume it like a drop.
+                failure = OrderServiceError(grpc.StatusCode.UNAVAILABLE, "stream ended early", self.target)
+            except grpc.RpcError as e:
+                failure = self._error(e)
+                if failure.code != grpc.StatusCode.UNAVAILABLE:
+                    raise failure from None
+            finally:
+                call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it untyped
+            delay = backoff.next_delay()
+            if time.monotonic() + delay - last_progress > self.reconnect.give_up_after_s:
+                raise failure
+            time.sleep(delay)
