@@ -1,0 +1,69 @@
+"""The HTTP/WebSocket bridge for browsers, a gRPC client of OrderService (SPEC section 4).
+
+`serve_bridge(settings)` runs it until cancelled; `create_app` (in `app`) builds the ASGI app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+
+import uvicorn
+
+from server.bridge.app import create_app
+from workers.config import Settings
+
+__all__ = ["BridgeServer", "bridge_config", "create_app", "serve_bridge"]
+
+log = logging.getLogger(__name__)
+
+# WebSocket messages from browsers are orders (a few hundred bytes); refuse anything far larger.
+WS_MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class BridgeServer(uvicorn.Server):
+    """uvicorn without its signal handlers: whoever runs the bridge owns SIGINT/SIGTERM and cancels it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bridge_config(grpc_target: str, cors_origins: list[str], host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(grpc_target, cors_origins),
+        host=host,
+        port=port,
+        lifespan="on",
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
+        timeout_graceful_shutdown=5,
+        log_level="info",
+        access_log=False,
+        server_header=False,
+    )
+
+
+async def run_until_cancelled(server: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
+    """Serve until the awaiting task is cancelled, then shut down cleanly (sockets and channel closed)."""
+    task = asyncio.create_task(server.serve(sockets=sockets), name="bridge-uvicorn")
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        server.should_exit = True
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await task
+        raise
+    except SystemExit as e:  # uvicorn exits the process when it cannot bind or start; the caller decides
+        raise RuntimeError(f"bridge failed to start (uvicorn exit {e.code})") from None
+    if not server.started:
+        raise RuntimeError("bridge failed to start")
+
+
+async def serve_bridge(settings: Settings) -> None:
+    """Serve the bridge on HTTP_HOST:HTTP_PORT for the gRPC service at settings.target until cancelled."""
+    config = bridge_config(settings.target, settings.cors_origin_list, settings.http_host, settings.http_port)
+    log.info("bridge on http://%s:%d/ for gRPC %s", settings.http_host, settings.http_port, settings.target)
+    await run_until_cancelled(BridgeServer(config))

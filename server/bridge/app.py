@@ -1,0 +1,60 @@
+"""The bridge application: its whole HTTP and WebSocket surface in one route table.
+
+The bridge is a client of the gRPC OrderService and nothing else: one channel per process, opened when the app
+starts and closed when it stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from client.async_client import AsyncOrderClient
+from client.options import ReconnectPolicy
+from server.bridge import http_api, sockets
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# A watch that loses the service keeps retrying this long before the socket is closed with 1013; the page
+# then reconnects with fromSeq on its own.
+WATCH_RECONNECT = ReconnectPolicy(initial_backoff_s=0.1, max_backoff_s=1.0, give_up_after_s=10.0)
+
+
+def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
+    """The bridge for the OrderService at `grpc_target`, answering CORS requests from `cors_origins`."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.client = AsyncOrderClient(grpc_target, reconnect=WATCH_RECONNECT)
+        try:
+            yield
+        finally:
+            await app.state.client.close()
+
+    routes = [
+        Route("/health", http_api.health, methods=["GET"]),
+        Route("/api/orders/execute", http_api.execute_order, methods=["POST"]),
+        WebSocketRoute("/api/orders/execute", sockets.execute_and_watch),
+        Route("/api/orders", http_api.list_orders, methods=["GET"]),
+        Route("/api/orders/{orderId}", http_api.get_order, methods=["GET"]),
+        Route("/api/quote", http_api.get_quote, methods=["GET"]),
+        WebSocketRoute("/ws/orders/{orderId}", sockets.watch_order),
+        Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page"),
+    ]
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type"],
+            max_age=600,
+        )
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

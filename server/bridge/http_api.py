@@ -1,0 +1,118 @@
+"""The bridge's HTTP handlers: each reads its input, makes one gRPC call and answers JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from client.async_client import AsyncOrderClient
+from client.errors import OrderServiceError
+from client.json_format import order_json, order_list_json, quote_json
+from server.bridge.parsing import (
+    MAX_BODY_BYTES,
+    InputError,
+    load_json,
+    parse_list_query,
+    parse_order,
+    parse_quote_query,
+    service_error_body,
+)
+
+SERVICE_NAME = "orderengine.v1.OrderService"
+HEALTH_DEADLINE_S = 2.0
+
+
+def order_client(request: Request) -> AsyncOrderClient:
+    client: AsyncOrderClient = request.app.state.client
+    return client
+
+
+def error_response(error: InputError | OrderServiceError) -> JSONResponse:
+    if isinstance(error, InputError):
+        return JSONResponse(error.body(), status_code=error.status)
+    status, body = service_error_body(error)
+    return JSONResponse(body, status_code=status)
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refused with 413 past MAX_BODY_BYTES without reading the rest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise InputError(f"body larger than {MAX_BODY_BYTES} bytes", status=413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise InputError(f"body larger than {MAX_BODY_BYTES} bytes", status=413)
+    return bytes(body)
+
+
+async def execute_order(request: Request) -> Response:
+    """POST /api/orders/execute -> {"orderId": ...}"""
+    try:
+        order = parse_order(load_json(await read_body(request)))
+        order_id = await order_client(request).execute(
+            order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
+        )
+    except (InputError, OrderServiceError) as e:
+        return error_response(e)
+    return JSONResponse({"orderId": order_id})
+
+
+async def get_order(request: Request) -> Response:
+    """GET /api/orders/{orderId}"""
+    try:
+        order = await order_client(request).get(request.path_params["orderId"])
+    except OrderServiceError as e:
+        return error_response(e)
+    return JSONResponse(order_json(order))
+
+
+async def list_orders(request: Request) -> Response:
+    """GET /api/orders?status=&limit=&pageToken= -> {"orders": [...], "nextPageToken": ...}"""
+    try:
+        query = parse_list_query(dict(request.query_params))
+        page = await order_client(request).list(query.status, query.limit, query.page_token)
+    except (InputError, OrderServiceError) as e:
+        return error_response(e)
+    return JSONResponse(order_list_json(page))
+
+
+async def get_quote(request: Request) -> Response:
+    """GET /api/quote?tokenIn=&tokenOut=&amount=&slippageBps="""
+    try:
+        query = parse_quote_query(dict(request.query_params))
+        quote = await order_client(request).quote(
+            query.token_in, query.token_out, query.amount, query.slippage_bps
+        )
+    except (InputError, OrderServiceError) as e:
+        return error_response(e)
+    return JSONResponse(quote_json(quote))
+
+
+async def _serving(stub: Any, service: str) -> bool:
+    response = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=HEALTH_DEADLINE_S)
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+async def health(request: Request) -> Response:
+    """GET /health: 200 when the gRPC service says it is SERVING (grpc.health.v1), else 503."""
+    stub = health_pb2_grpc.HealthStub(order_client(request).channel)
+    try:
+        try:
+            ok = await _serving(stub, SERVICE_NAME)
+        except grpc.aio.AioRpcError as e:
+            if e.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            ok = await _serving(stub, "")  # a server that only reports the overall status
+    except grpc.aio.AioRpcError as e:
+        return _unavailable(f"{e.code().name}: {e.details()}")
+    return JSONResponse({"status": "ok"}) if ok else _unavailable("order service is not serving")
+
+
+def _unavailable(why: str) -> JSONResponse:
+    return JSONResponse({"status": "unavailable", "error": why}, status_code=503)

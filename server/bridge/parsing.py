@@ -1,0 +1,191 @@
+"""The bridge's edge: browser JSON and query strings in, typed values out, and gRPC errors back as HTTP.
+
+Only shape is checked here (types, required keys, number formats); what an amount or a token *means* is the
+service's to judge, and its INVALID_ARGUMENT comes back as a 400 naming the same camelCase field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import grpc
+from orderengine.v1 import order_service_pb2 as pb
+
+from client.errors import OrderServiceError
+from client.options import parse_status
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+_SNAKE = re.compile(r"_([a-z0-9])")
+
+# gRPC status -> HTTP status, as the gRPC docs' HTTP mapping has it.
+HTTP_STATUS_OF: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+class InputError(Exception):
+    """Bad input from the browser: `message` for people, `field` (camelCase) for code, `status` for HTTP."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        code = "PAYLOAD_TOO_LARGE" if self.status == 413 else "INVALID_ARGUMENT"
+        return {"error": self.message, "code": code, "field": self.field}
+
+
+@dataclass(frozen=True)
+class OrderInput:
+    """A validated `POST /api/orders/execute` body (or the first message of the execute socket)."""
+
+    token_in: str
+    token_out: str
+    amount: str
+    slippage_bps: int = 0
+    idempotency_key: str = ""
+
+
+def camel(name: str) -> str:
+    """``token_in`` -> ``tokenIn``; the bridge names fields as the browser sent them."""
+    return _SNAKE.sub(lambda m: m.group(1).upper(), name)
+
+
+def service_error_body(error: OrderServiceError) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and JSON body for a failed RPC."""
+    status = HTTP_STATUS_OF.get(error.code, 502)
+    message = error.details or error.code_name
+    if error.is_connection_failure:
+        message = "order service unavailable"
+    field = camel(error.field) if error.field else None
+    return status, {"error": message, "code": error.code_name, "field": field}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_json(body: bytes | str) -> Any:
+    """Parse JSON keeping numbers exact (Decimal), refusing NaN and Infinity."""
+    try:
+        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"malformed JSON: {e}") from None
+
+
+def _required_text(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        raise InputError(f"{key} is required", key)
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{key} must be a non-empty string", key)
+    return value.strip()
+
+
+def amount_text(value: Any, field: str = "amount") -> str:
+    """A JSON number or a decimal string -> the plain decimal string the service takes."""
+    if value is None:
+        raise InputError(f"{field} is required", field)
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise InputError(f"{field} must be a number or a decimal string", field)
+    try:
+        number = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise InputError(f"{field} must be a decimal number, got {value!r}", field) from None
+    if not number.is_finite():
+        raise InputError(f"{field} must be a finite number", field)
+    return value.strip() if isinstance(value, str) else format(number, "f")
+
+
+def _bps(value: Any, field: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        value = int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10_000:
+        raise InputError(f"{field} must be an integer from 0 to 10000", field)
+    return value
+
+
+def parse_order(obj: Any) -> OrderInput:
+    """`{"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps"?: 50, "idempotencyKey"?: "k"}`."""
+    if not isinstance(obj, dict):
+        raise InputError("the body must be a JSON object")
+    key = obj.get("idempotencyKey")
+    if key is not None and not isinstance(key, str):
+        raise InputError("idempotencyKey must be a string", "idempotencyKey")
+    return OrderInput(
+        token_in=_required_text(obj, "tokenIn"),
+        token_out=_required_text(obj, "tokenOut"),
+        amount=amount_text(obj.get("amount")),
+        slippage_bps=_bps(obj.get("slippageBps"), "slippageBps"),
+        idempotency_key=key or "",
+    )
+
+
+def parse_from_seq(text: str | None) -> int:
+    if text is None or text == "":
+        return 0
+    if not text.isdigit():
+        raise InputError("fromSeq must be a non-negative integer", "fromSeq")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    status: pb.OrderStatus.ValueType | None
+    limit: int
+    page_token: str
+
+
+def parse_list_query(params: dict[str, str]) -> ListQuery:
+    """`?status=confirmed&limit=20&pageToken=...` of `GET /api/orders`."""
+    status: pb.OrderStatus.ValueType | None = None
+    if params.get("status"):
+        try:
+            status = parse_status(params["status"])
+        except ValueError as e:
+            raise InputError(str(e), "status") from None
+    limit_text = params.get("limit") or str(DEFAULT_PAGE_SIZE)
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
+        raise InputError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}", "limit")
+    return ListQuery(status=status, limit=int(limit_text), page_token=params.get("pageToken", ""))
+
+
+@dataclass(frozen=True)
+class QuoteQuery:
+    token_in: str
+    token_out: str
+    amount: str
+    slippage_bps: int
+
+
+def parse_quote_query(params: dict[str, str]) -> QuoteQuery:
+    """`?tokenIn=SOL&tokenOut=USDC&amount=1000&slippageBps=50` of `GET /api/quote`."""
+    return QuoteQuery(
+        token_in=_required_text(dict(params), "tokenIn"),
+        token_out=_required_text(dict(params), "tokenOut"),
+        amount=amount_text(params.get("amount")),
+        slippage_bps=_bps(params.get("slippageBps"), "slippageBps"),
+    )

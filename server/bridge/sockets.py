@@ -1,0 +1,170 @@
+"""The bridge's WebSocket handlers: an order's events as JSON text messages, one per event.
+
+Close codes: 1000 after the terminal event; 4400 bad input (malformed id, bad fromSeq, bad order JSON);
+4404 unknown order; 4409 idempotency key reused with other parameters; 1013 the order service is unreachable
+(try again later); 1011 anything else. The reason says what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import grpc
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from client.async_client import AsyncOrderClient
+from client.errors import OrderServiceError
+from client.json_format import event_json
+from server.bridge.parsing import (
+    MAX_BODY_BYTES,
+    InputError,
+    load_json,
+    parse_from_seq,
+    parse_order,
+    service_error_body,
+)
+
+FIRST_MESSAGE_TIMEOUT_S = 30.0
+
+CLOSE_NORMAL = 1000
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013
+CLOSE_BAD_REQUEST = 4400
+CLOSE_NOT_FOUND = 4404
+CLOSE_CONFLICT = 4409
+
+_CLOSE_OF: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: CLOSE_BAD_REQUEST,
+    grpc.StatusCode.NOT_FOUND: CLOSE_NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS: CLOSE_CONFLICT,
+    grpc.StatusCode.UNAVAILABLE: CLOSE_TRY_AGAIN,
+    grpc.StatusCode.DEADLINE_EXCEEDED: CLOSE_TRY_AGAIN,
+}
+
+
+def _client(ws: WebSocket) -> AsyncOrderClient:
+    client: AsyncOrderClient = ws.app.state.client
+    return client
+
+
+def _reason(text: str) -> str:
+    """A close reason fits in 123 bytes of UTF-8."""
+    data = " ".join(text.split()).encode()
+    return data[:123].decode(errors="ignore")
+
+
+def close_for(error: OrderServiceError) -> tuple[int, str]:
+    code = _CLOSE_OF.get(error.code, CLOSE_INTERNAL)
+    if error.code == grpc.StatusCode.NOT_FOUND:
+        return code, "order not found"
+    if error.code == grpc.StatusCode.UNAVAILABLE:
+        return code, "order service unavailable, reconnect later"
+    return code, _reason(error.one_line())
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    if ws.application_state == WebSocketState.CONNECTED and ws.client_state == WebSocketState.CONNECTED:
+        # the browser may leave at the same moment
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+            await ws.close(code=code, reason=_reason(reason))
+
+
+async def _send_json(ws: WebSocket, message: dict[str, Any]) -> None:
+    await ws.send_text(json.dumps(message, separators=(",", ":")))
+
+
+async def _until_disconnect(ws: WebSocket) -> None:
+    """Read (and ignore) what the browser sends until it goes away."""
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def stream_events(ws: WebSocket, order_id: str, from_seq: int) -> None:
+    """Send the order's events with seq > from_seq, then close: 1000 after the terminal event.
+
+    The gRPC watch and a reader of the socket run side by side, so a browser that leaves cancels the watch
+    at once instead of when the next event fails to send.
+    """
+
+    async def pump() -> None:
+        async for event in _client(ws).watch(order_id, from_seq=from_seq):
+            await _send_json(ws, event_json(event))
+
+    pumping = asyncio.create_task(pump(), name=f"ws-pump-{order_id}")
+    reading = asyncio.create_task(_until_disconnect(ws), name=f"ws-read-{order_id}")
+    try:
+        await asyncio.wait({pumping, reading}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pumping, reading):
+            task.cancel()
+        await asyncio.gather(pumping, reading, return_exceptions=True)
+    if reading.done() and not reading.cancelled() and reading.exception() is None:
+        return  # the browser went away
+    error = pumping.exception() if not pumping.cancelled() else None
+    if error is None:
+        await _close(ws, CLOSE_NORMAL, "order finished")
+    elif isinstance(error, OrderServiceError):
+        await _close(ws, *close_for(error))
+    elif not isinstance(error, WebSocketDisconnect | OSError):
+        await _close(ws, CLOSE_INTERNAL, f"bridge error: {type(error).__name__}")
+
+
+async def watch_order(ws: WebSocket) -> None:
+    """/ws/orders/{orderId}?fromSeq=N"""
+    await ws.accept()
+    try:
+        from_seq = parse_from_seq(ws.query_params.get("fromSeq"))
+    except InputError as e:
+        await _close(ws, CLOSE_BAD_REQUEST, e.message)
+        return
+    await stream_events(ws, ws.path_params["orderId"], from_seq)
+
+
+async def _first_message(ws: WebSocket) -> str | None:
+    """The first text (or UTF-8 binary) message, or None when the browser leaves first."""
+    try:
+        message = await asyncio.wait_for(ws.receive(), FIRST_MESSAGE_TIMEOUT_S)
+    except TimeoutError:
+        raise InputError(f"no order received within {FIRST_MESSAGE_TIMEOUT_S:.0f} s") from None
+    if message["type"] == "websocket.disconnect":
+        return None
+    if message.get("text") is not None:
+        text: str = message["text"]
+        return text
+    try:
+        return bytes(message.get("bytes") or b"").decode()
+    except UnicodeDecodeError:
+        raise InputError("the order must be UTF-8 JSON") from None
+
+
+async def execute_and_watch(ws: WebSocket) -> None:
+    """/api/orders/execute as a WebSocket: first message the order; answers {"orderId"}, then events."""
+    await ws.accept()
+    try:
+        text = await _first_message(ws)
+        if text is None:
+            return
+        if len(text.encode()) > MAX_BODY_BYTES:
+            await _send_json(ws, {"error": f"order larger than {MAX_BODY_BYTES} bytes", "field": None})
+            await _close(ws, CLOSE_TOO_BIG, "order message too large")
+            return
+        order = parse_order(load_json(text))
+        order_id = await _client(ws).execute(
+            order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
+        )
+    except InputError as e:
+        await _send_json(ws, e.body())
+        await _close(ws, CLOSE_BAD_REQUEST, e.message)
+        return
+    except OrderServiceError as e:
+        await _send_json(ws, service_error_body(e)[1])
+        await _close(ws, *close_for(e))
+        return
+    await _send_json(ws, {"orderId": order_id})
+    await stream_events(ws, order_id, 0)
