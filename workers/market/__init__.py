@@ -1,0 +1,64 @@
+"""The mock market: tokens, Raydium CPMM and Meteora DLMM pools, routing. Pure and synchronous."""
+
+from workers.market.genesis import genesis_pools
+from workers.market.meteora import DlmmPool
+from workers.market.pool import DEXES, Dex, InsufficientLiquidityError, Pool, SwapResult, pool_from_json
+from workers.market.raydium import CpmmPool
+from workers.market.routing import (
+    Execution,
+    Leg,
+    NoRouteError,
+    Route,
+    VenueQuote,
+    best_route,
+    execute,
+    route_from_json,
+    venue_quotes,
+)
+from workers.market.tokens import (
+    ALL_TOKENS,
+    SOL,
+    TOKENS,
+    USDC,
+    USDT,
+    WSOL_MINT,
+    Token,
+    UnknownTokenError,
+    format_amount,
+    resolve_token,
+    to_base_units,
+    to_decimal,
+)
+
+__all__ = [
+    "ALL_TOKENS",
+    "DEXES",
+    "SOL",
+    "TOKENS",
+    "USDC",
+    "USDT",
+    "WSOL_MINT",
+    "CpmmPool",
+    "Dex",
+    "DlmmPool",
+    "Execution",
+    "InsufficientLiquidityError",
+    "Leg",
+    "NoRouteError",
+    "Pool",
+    "Route",
+    "SwapResult",
+    "Token",
+    "UnknownTokenError",
+    "VenueQuote",
+    "best_route",
+    "execute",
+    "format_amount",
+    "genesis_pools",
+    "pool_from_json",
+    "resolve_token",
+    "route_from_json",
+    "to_base_units",
+    "to_decimal",
+    "venue_quotes",
+]

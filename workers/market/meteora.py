@@ -1,0 +1,287 @@
+"""Meteora DLMM pools: liquidity in discrete price bins, a base fee plus a volatility-driven variable fee.
+
+Model (after Meteora's DLMM program, simplified where the chain's bookkeeping does not change prices):
+
+* Bin `i` has the constant price `(1 + bin_step / 10_000) ** i` in Y base units per X base unit, kept as a
+  Q64.64 integer. Decimals are therefore already inside the bin id: SOL/USDC at 170 USDC is bin id about
+  -1,875 at a 10 bps step (0.17 micro-USDC per lamport).
+* Bins left of the active bin hold only Y, bins right of it only X, the active bin may hold both. Within a bin
+  the swap is constant-sum at the bin's price. Selling X consumes Y from the active bin and then walks left
+  (down in price); selling Y consumes X and walks right. Empty bins are passed over, a bin with liquidity
+  never is.
+* Fee rate (parts per 1e9) = base `base_factor * bin_step * 10` + variable `ceil(variable_fee_control *
+  (volatility_accumulator * bin_step) ** 2 / 1e11)`, capped at 10%, charged on the input of each bin at that
+  bin's rate. The accumulator is `volatility_reference + 10_000 * |bins crossed|`, capped.
+* Decay without a clock: every swap starts as Meteora does once a filter period has passed, with
+  `volatility_reference = volatility_accumulator * reduction_factor / 10_000` and the index reference at the
+  active bin; so a burst of swaps accumulates volatility and it halves (by default) with each later swap.
+  `tick(elapsed_seconds)` decays it for idle time as well: nothing under `filter_period`, one reduction per
+  filter period after that, and back to zero after `decay_period`. The state after a sequence of swaps and
+  ticks depends on that sequence only, so settlements replay exactly.
+* Fees are not added to bin liquidity (Meteora keeps them for LPs to claim): they go to `fees_x` / `fees_y`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import ROUND_FLOOR, Decimal, localcontext
+from functools import lru_cache
+from typing import Any, ClassVar
+
+from workers.market.pool import BPS, Dex, InsufficientLiquidityError, Pool, SwapResult, impact_bps, ratio_bps
+from workers.market.tokens import Token, resolve_token
+
+SCALE_OFFSET = 64
+ONE_Q64 = 1 << SCALE_OFFSET
+FEE_PRECISION = 1_000_000_000
+MAX_FEE_RATE = 100_000_000  # 10%
+VARIABLE_FEE_DIVISOR = 100_000_000_000
+
+
+@lru_cache(maxsize=1 << 16)
+def bin_price_q64(bin_step: int, bin_id: int) -> int:
+    """Exact floor of (1 + bin_step/1e4) ** bin_id * 2**64 (the chain approximates; exact is reproducible)."""
+    up, down = BPS + bin_step, BPS
+    if bin_id >= 0:
+        return int((up**bin_id << SCALE_OFFSET) // down**bin_id)
+    return int((down**-bin_id << SCALE_OFFSET) // up**-bin_id)
+
+
+def bin_id_for_price(bin_step: int, price_q64: int) -> int:
+    """The bin whose price is closest (in ratio) below-or-at `price_q64`."""
+    if price_q64 <= 0:
+        raise ValueError("price must be positive")
+    with localcontext() as ctx:
+        ctx.prec = 50
+        guess = (Decimal(price_q64) / ONE_Q64).ln() / (1 + Decimal(bin_step) / BPS).ln()
+        bin_id = int(guess.to_integral_value(rounding=ROUND_FLOOR))
+    # ln at 50 digits can still land one bin off at an exact boundary: settle it with exact integers.
+    while bin_price_q64(bin_step, bin_id) > price_q64:
+        bin_id -= 1
+    while bin_price_q64(bin_step, bin_id + 1) <= price_q64:
+        bin_id += 1
+    return bin_id
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    amount_out: int
+    fee: int
+    active_id: int
+    volatility_accumulator: int
+    bins_in: list[int] | None  # the input token's side, then the output token's side
+    bins_out: list[int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class DlmmPool(Pool):
+    dex: ClassVar[Dex] = "meteora"
+
+    id: str
+    token_x: Token
+    token_y: Token
+    bin_step: int  # bps between adjacent bins
+    active_id: int
+    lower_bin_id: int  # bins_x[i] / bins_y[i] belong to bin lower_bin_id + i
+    bins_x: tuple[int, ...]
+    bins_y: tuple[int, ...]
+    base_factor: int = 10_000
+    variable_fee_control: int = 40_000
+    max_volatility_accumulator: int = 350_000
+    reduction_factor: int = 5_000  # bps of the accumulator kept per decay step
+    filter_period: int = 30  # seconds
+    decay_period: int = 600  # seconds
+    volatility_accumulator: int = 0
+    fees_x: int = 0
+    fees_y: int = 0
+
+    def __post_init__(self) -> None:
+        if self.token_x == self.token_y:
+            raise ValueError("a pool needs two different tokens")
+        if not 0 < self.bin_step <= 500:
+            raise ValueError(f"pool {self.id}: bin step {self.bin_step} out of range")
+        if len(self.bins_x) != len(self.bins_y) or not self.bins_x:
+            raise ValueError(f"pool {self.id}: bins_x and bins_y must be non-empty and of equal length")
+        if not self.lower_bin_id <= self.active_id <= self.upper_bin_id:
+            raise ValueError(f"pool {self.id}: active bin {self.active_id} outside its bins")
+        if min(self.bins_x) < 0 or min(self.bins_y) < 0:
+            raise ValueError(f"pool {self.id}: negative bin reserve")
+
+    @property
+    def upper_bin_id(self) -> int:
+        return self.lower_bin_id + len(self.bins_x) - 1
+
+    def bin(self, bin_id: int) -> tuple[int, int]:
+        """(x, y) reserves of a bin; (0, 0) outside the pool's range."""
+        i = bin_id - self.lower_bin_id
+        if 0 <= i < len(self.bins_x):
+            return self.bins_x[i], self.bins_y[i]
+        return 0, 0
+
+    def fee_rate(self, volatility_accumulator: int) -> int:
+        """Total fee rate in parts per FEE_PRECISION for a given accumulator."""
+        base = self.base_factor * self.bin_step * 10
+        v = volatility_accumulator * self.bin_step
+        variable = _ceil_div(self.variable_fee_control * v * v, VARIABLE_FEE_DIVISOR)
+        return min(base + variable, MAX_FEE_RATE)
+
+    def tick(self, elapsed_seconds: int) -> DlmmPool:
+        """Idle-time decay of the volatility accumulator (see the module doc). Pure."""
+        if elapsed_seconds < self.filter_period or self.volatility_accumulator == 0:
+            return self
+        if elapsed_seconds >= self.decay_period:
+            return replace(self, volatility_accumulator=0)
+        steps = elapsed_seconds // self.filter_period
+        va = self.volatility_accumulator * self.reduction_factor**steps // BPS**steps
+        return replace(self, volatility_accumulator=va)
+
+    def _walk(self, sells_x: bool, amount_in: int, record: bool) -> _Walk | None:
+        reference = self.volatility_accumulator * self.reduction_factor // BPS
+        index_reference = active = self.active_id
+        va = reference
+        step = -1 if sells_x else 1
+        last = self.lower_bin_id if sells_x else self.upper_bin_id
+        lower = self.lower_bin_id
+        bins_in = list(self.bins_x if sells_x else self.bins_y) if record else None
+        bins_out = list(self.bins_y if sells_x else self.bins_x) if record else None
+        reserves_out = self.bins_y if sells_x else self.bins_x
+        remaining = amount_in
+        out_total = fee_total = 0
+        while True:
+            reserve = reserves_out[active - lower] if bins_out is None else bins_out[active - lower]
+            if reserve > 0:
+                va = min(reference + abs(index_reference - active) * BPS, self.max_volatility_accumulator)
+                rate = self.fee_rate(va)
+                price = bin_price_q64(self.bin_step, active)
+                # Input (fee excluded) buying the whole reserve, rounded up: the bin never gives too much.
+                if sells_x:
+                    max_net = _ceil_div(reserve << SCALE_OFFSET, price)
+                else:
+                    max_net = _ceil_div(reserve * price, ONE_Q64)
+                max_fee = _ceil_div(max_net * rate, FEE_PRECISION - rate)
+                if remaining >= max_net + max_fee:
+                    net, fee, out = max_net, max_fee, reserve
+                else:
+                    fee = _ceil_div(remaining * rate, FEE_PRECISION)
+                    net = remaining - fee
+                    out = (net * price) >> SCALE_OFFSET if sells_x else (net << SCALE_OFFSET) // price
+                    out = min(out, reserve)
+                remaining -= net + fee
+                out_total += out
+                fee_total += fee
+                if bins_in is not None and bins_out is not None:
+                    bins_in[active - lower] += net
+                    bins_out[active - lower] -= out
+                if remaining == 0:
+                    break
+            if active == last:
+                return None
+            active += step
+        return _Walk(out_total, fee_total, active, va, bins_in, bins_out)
+
+    def quote_out(self, token_in: Token, amount_in: int) -> int | None:
+        walk = self._walk(self._sells_x(token_in, amount_in), amount_in, record=False)
+        return None if walk is None else walk.amount_out
+
+    def swap(self, token_in: Token, amount_in: int) -> SwapResult:
+        sells_x = self._sells_x(token_in, amount_in)
+        walk = self._walk(sells_x, amount_in, record=True)
+        if walk is None:
+            raise InsufficientLiquidityError(
+                f"pool {self.id} has too little {self.other(token_in).symbol} to fill "
+                f"{amount_in} base units of {token_in.symbol}"
+            )
+        if walk.amount_out <= 0:
+            raise InsufficientLiquidityError(
+                f"{amount_in} base units of {token_in.symbol} buy nothing from pool {self.id}"
+            )
+        bins_in, bins_out = walk.bins_in, walk.bins_out
+        assert bins_in is not None and bins_out is not None
+        after = replace(
+            self,
+            active_id=walk.active_id,
+            bins_x=tuple(bins_in if sells_x else bins_out),
+            bins_y=tuple(bins_out if sells_x else bins_in),
+            volatility_accumulator=walk.volatility_accumulator,
+            fees_x=self.fees_x + (walk.fee if sells_x else 0),
+            fees_y=self.fees_y + (0 if sells_x else walk.fee),
+        )
+        price = bin_price_q64(self.bin_step, self.active_id)
+        net = amount_in - walk.fee
+        impact = (
+            impact_bps(walk.amount_out, net, price, ONE_Q64)
+            if sells_x
+            else impact_bps(walk.amount_out, net, ONE_Q64, price)
+        )
+        return SwapResult(
+            amount_in=amount_in,
+            amount_out=walk.amount_out,
+            fee_paid=walk.fee,
+            fee_bps=ratio_bps(walk.fee, amount_in),
+            price_impact_bps=impact,
+            pool_after=after,
+        )
+
+    def spot_price(self, base: Token) -> Decimal:
+        with localcontext() as ctx:
+            ctx.prec = 40
+            per_base_unit = Decimal(bin_price_q64(self.bin_step, self.active_id)) / ONE_Q64
+            price = per_base_unit.scaleb(self.token_x.decimals - self.token_y.decimals)
+            if base == self.token_x:
+                result = price
+            elif base == self.token_y:
+                result = 1 / price
+            else:
+                raise ValueError(f"pool {self.id} does not hold {base.symbol}")
+        return +result  # back to the caller's precision
+
+    def reserves(self) -> tuple[int, int]:
+        return sum(self.bins_x), sum(self.bins_y)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dex": self.dex,
+            "id": self.id,
+            "token_x": self.token_x.symbol,
+            "token_y": self.token_y.symbol,
+            "bin_step": self.bin_step,
+            "active_id": self.active_id,
+            "lower_bin_id": self.lower_bin_id,
+            "bins_x": list(self.bins_x),
+            "bins_y": list(self.bins_y),
+            "base_factor": self.base_factor,
+            "variable_fee_control": self.variable_fee_control,
+            "max_volatility_accumulator": self.max_volatility_accumulator,
+            "reduction_factor": self.reduction_factor,
+            "filter_period": self.filter_period,
+            "decay_period": self.decay_period,
+            "volatility_accumulator": self.volatility_accumulator,
+            "fees_x": self.fees_x,
+            "fees_y": self.fees_y,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DlmmPool:
+        return cls(
+            id=str(d["id"]),
+            token_x=resolve_token(d["token_x"]),
+            token_y=resolve_token(d["token_y"]),
+            bin_step=int(d["bin_step"]),
+            active_id=int(d["active_id"]),
+            lower_bin_id=int(d["lower_bin_id"]),
+            bins_x=tuple(int(v) for v in d["bins_x"]),
+            bins_y=tuple(int(v) for v in d["bins_y"]),
+            base_factor=int(d["base_factor"]),
+            variable_fee_control=int(d["variable_fee_control"]),
+            max_volatility_accumulator=int(d["max_volatility_accumulator"]),
+            reduction_factor=int(d["reduction_factor"]),
+            filter_period=int(d["filter_period"]),
+            decay_period=int(d["decay_period"]),
+            volatility_accumulator=int(d["volatility_accumulator"]),
+            fees_x=int(d["fees_x"]),
+            fees_y=int(d["fees_y"]),
+        )
