@@ -1,0 +1,122 @@
+"""Domain records to protobuf messages; no decisions here."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from orderengine.v1 import order_service_pb2 as pb
+from workers.domain import OrderError, OrderStatus
+from workers.market import VenueQuote, format_amount, resolve_token, route_from_json
+from workers.models import Order, OrderEvent
+from workers.views import route_view
+
+STATUS_TO_PB = {
+    OrderStatus.PENDING: pb.ORDER_STATUS_PENDING,
+    OrderStatus.ROUTING: pb.ORDER_STATUS_ROUTING,
+    OrderStatus.BUILDING: pb.ORDER_STATUS_BUILDING,
+    OrderStatus.SUBMITTED: pb.ORDER_STATUS_SUBMITTED,
+    OrderStatus.CONFIRMED: pb.ORDER_STATUS_CONFIRMED,
+    OrderStatus.FAILED: pb.ORDER_STATUS_FAILED,
+}
+DEX_TO_PB = {"raydium": pb.DEX_RAYDIUM, "meteora": pb.DEX_METEORA}
+
+
+def timestamp(dt: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(dt)
+    return ts
+
+
+def dex(name: str | None) -> pb.Dex.ValueType:
+    return DEX_TO_PB.get(name or "", pb.DEX_UNSPECIFIED)
+
+
+def error(err: OrderError | None) -> pb.OrderError | None:
+    return pb.OrderError(code=err.code, message=err.message, retryable=err.retryable) if err else None
+
+
+def route(view: dict[str, Any] | None) -> pb.Route | None:
+    if not view:
+        return None
+    return pb.Route(
+        amount_out=view["amount_out"],
+        min_amount_out=view["min_amount_out"],
+        price_impact_bps=view["price_impact_bps"],
+        legs=[
+            pb.RouteLeg(
+                dex=dex(leg["dex"]),
+                token_in=leg["token_in"],
+                token_out=leg["token_out"],
+                amount_in=leg["amount_in"],
+                amount_out=leg["amount_out"],
+                pool_id=leg["pool_id"],
+            )
+            for leg in view["legs"]
+        ],
+    )
+
+
+def event(ev: OrderEvent) -> pb.OrderEvent:
+    d = ev.details
+    return pb.OrderEvent(
+        order_id=ev.order_id,
+        seq=ev.seq,
+        status=STATUS_TO_PB[ev.status],
+        time=timestamp(ev.time),
+        attempt=ev.attempt,
+        dex=dex(d.dex),
+        route=route(d.route),
+        instructions=d.instructions,
+        tx_signature=d.tx_signature or "",
+        executed_price=d.executed_price or "",
+        amount_out=d.amount_out or "",
+        error=error(d.error),
+    )
+
+
+def order(o: Order) -> pb.Order:
+    token_in, token_out = resolve_token(o.token_in), resolve_token(o.token_out)
+    view = route_view(route_from_json(o.route), o.slippage_bps) if o.route else None
+    return pb.Order(
+        order_id=o.id,
+        token_in=o.token_in,
+        token_out=o.token_out,
+        amount=format_amount(o.amount_in, token_in),
+        slippage_bps=o.slippage_bps,
+        order_type=pb.ORDER_TYPE_MARKET,
+        status=STATUS_TO_PB[o.status],
+        attempt=o.attempt,
+        dex=dex(o.dex),
+        route=route(view),
+        tx_signature=o.tx_signature or "",
+        executed_price=o.executed_price or "",
+        amount_out=format_amount(o.amount_out, token_out) if o.amount_out is not None else "",
+        error=error(o.error),
+        created_at=timestamp(o.created_at),
+        updated_at=timestamp(o.updated_at),
+        last_seq=o.last_seq,
+        idempotency_key=o.idempotency_key or "",
+    )
+
+
+def venue_quote(q: VenueQuote) -> pb.VenueQuote:
+    return pb.VenueQuote(
+        dex=dex(q.dex),
+        amount_out=format_amount(q.amount_out, q.route.token_out),
+        price_impact_bps=q.price_impact_bps,
+        fee_bps=q.fee_bps,
+    )
+
+
+def page_token(o: Order) -> str:
+    return base64.urlsafe_b64encode(f"{o.created_at.isoformat()}|{o.id}".encode()).decode()
+
+
+def parse_page_token(token: str) -> tuple[datetime, str]:
+    """Raises ValueError for a token this server did not make."""
+    created, order_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
+    return datetime.fromisoformat(created), order_id

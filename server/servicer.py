@@ -1,0 +1,139 @@
+"""OrderService: translates protobuf to domain calls and back. Decisions live in `workers`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from orderengine.v1 import order_service_pb2 as pb
+from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from server import convert
+from server.validation import (
+    InvalidArgument,
+    parse_amount,
+    parse_execute,
+    parse_order_id,
+    parse_pair,
+    parse_slippage,
+    parse_status_filter,
+)
+from server.watch import EventHub, HubDown, HubUnavailable
+from workers.domain import DEFAULT_OWNER, PermanentFailure
+from workers.models import OrderEvent
+from workers.queue import OrderQueue
+from workers.store import OrderStore
+from workers.venues import Venues
+from workers.views import route_view
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+# A watcher that hears nothing for this long re-reads the store, in case a publish was lost.
+IDLE_RECHECK_S = 5.0
+
+
+class OrderService(pb_grpc.OrderServiceServicer):
+    def __init__(self, store: OrderStore, hub: EventHub, queue: OrderQueue, venues: Venues) -> None:
+        self.store = store
+        self.hub = hub
+        self.queue = queue
+        self.venues = venues
+
+    async def ExecuteOrder(
+        self, request: pb.ExecuteOrderRequest, context: grpc.aio.ServicerContext[pb.ExecuteOrderRequest, pb.ExecuteOrderResponse]
+    ) -> pb.ExecuteOrderResponse:
+        new = parse_execute(request, owner_id=DEFAULT_OWNER)
+        order, pending = await self.store.create_order(new)
+        if pending is not None:
+            try:
+                await self.queue.enqueue_async(order.id)
+            except Exception as exc:
+                # Leave nothing half-written: a stored order that no worker will hear of until the reconciler
+                # runs would execute after its client was told it failed.
+                await self.store.forget_unstarted(order.id)
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"the order queue (Redis) is unavailable: {exc}")
+            log.info("order %s: pending (%s %s -> %s)", order.id, new.amount_in, new.token_in, new.token_out)
+        return pb.ExecuteOrderResponse(order_id=order.id)
+
+    async def WatchOrder(
+        self, request: pb.WatchOrderRequest, context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse]
+    ) -> AsyncIterator[pb.WatchOrderResponse]:
+        order_id = parse_order_id(request.order_id)
+        if await self.store.get_order(order_id, DEFAULT_OWNER) is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
+        last = request.from_seq
+        try:
+            async with self.hub.subscription(order_id) as live:
+                # Subscribed first, replayed second: an event published meanwhile is in `live` and deduplicated.
+                for event in await self.store.events_after(order_id, last):
+                    yield pb.WatchOrderResponse(event=convert.event(event))
+                    last = event.seq
+                    if event.is_final:
+                        return
+                while True:
+                    try:
+                        item = await asyncio.wait_for(live.get(), IDLE_RECHECK_S)
+                    except TimeoutError:
+                        item = None
+                    if isinstance(item, HubDown):
+                        await context.abort(grpc.StatusCode.UNAVAILABLE, f"{item.reason}; resume with from_seq={last}")
+                    batch: list[OrderEvent]
+                    if item is not None and item.seq == last + 1:
+                        batch = [item]
+                    elif item is None or item.seq > last:
+                        batch = await self.store.events_after(order_id, last)  # a gap, or silence: ask the store
+                    else:
+                        continue
+                    for event in batch:
+                        yield pb.WatchOrderResponse(event=convert.event(event))
+                        last = event.seq
+                        if event.is_final:
+                            return
+        except HubUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; resume with from_seq={last}")
+
+    async def GetOrder(
+        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse]
+    ) -> pb.GetOrderResponse:
+        order_id = parse_order_id(request.order_id)
+        order = await self.store.get_order(order_id, DEFAULT_OWNER)
+        if order is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
+        return pb.GetOrderResponse(order=convert.order(order))
+
+    async def ListOrders(
+        self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext[pb.ListOrdersRequest, pb.ListOrdersResponse]
+    ) -> pb.ListOrdersResponse:
+        limit = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        status = parse_status_filter(request.status)
+        before = None
+        if request.page_token:
+            try:
+                before = convert.parse_page_token(request.page_token)
+            except ValueError:
+                raise InvalidArgument("page_token", "is not a token this service returned") from None
+        orders = await self.store.list_orders(DEFAULT_OWNER, status=status, limit=limit + 1, before=before)
+        page, more = orders[:limit], len(orders) > limit
+        return pb.ListOrdersResponse(
+            orders=[convert.order(o) for o in page],
+            next_page_token=convert.page_token(page[-1]) if more else "",
+        )
+
+    async def GetQuote(
+        self, request: pb.GetQuoteRequest, context: grpc.aio.ServicerContext[pb.GetQuoteRequest, pb.GetQuoteResponse]
+    ) -> pb.GetQuoteResponse:
+        token_in, token_out = parse_pair(request.token_in, request.token_out)
+        amount_in = parse_amount(request.amount, token_in)
+        slippage = parse_slippage(request.slippage_bps)
+        try:
+            view = await self.venues.quote(token_in, token_out, amount_in)
+        except PermanentFailure as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{exc.code}: {exc.message}")
+        return pb.GetQuoteResponse(
+            quotes=[convert.venue_quote(q) for q in view.quotes],
+            route=convert.route(route_view(view.route, slippage)),
+        )

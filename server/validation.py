@@ -1,0 +1,111 @@
+"""Checks requests at the edge and turns them into domain values; every error names its field."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from decimal import Decimal, InvalidOperation
+
+from orderengine.v1 import order_service_pb2 as pb
+from workers.domain import DEFAULT_OWNER, DEFAULT_SLIPPAGE_BPS, MAX_SLIPPAGE_BPS, OrderStatus, OrderType
+from workers.market import Token, UnknownTokenError, resolve_token, to_base_units
+from workers.models import NewOrder
+
+MAX_IDEMPOTENCY_KEY = 128
+# Amounts are stored as PostgreSQL bigint base units.
+MAX_BASE_UNITS = 2**63 - 1
+_DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$|^\.[0-9]+$")
+
+
+class InvalidArgument(ValueError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def parse_token(text: str, field: str) -> Token:
+    if not text.strip():
+        raise InvalidArgument(field, "is required (a symbol such as SOL or a mint address)")
+    try:
+        return resolve_token(text)
+    except UnknownTokenError as exc:
+        raise InvalidArgument(field, str(exc)) from None
+
+
+def parse_amount(text: str, token: Token, field: str = "amount") -> int:
+    text = text.strip()
+    if not text:
+        raise InvalidArgument(field, "is required (a decimal number of whole tokens, e.g. 1.5)")
+    if not _DECIMAL.match(text):
+        if text.startswith("-"):
+            raise InvalidArgument(field, f"must be greater than zero, got {text!r}")
+        raise InvalidArgument(field, f"must be a plain decimal number such as 1.5, got {text[:40]!r}")
+    try:
+        units = to_base_units(Decimal(text), token)
+    except (ValueError, InvalidOperation) as exc:
+        raise InvalidArgument(field, str(exc)) from None
+    if units <= 0:
+        raise InvalidArgument(field, f"must be greater than zero, got {text!r}")
+    if units > MAX_BASE_UNITS:
+        raise InvalidArgument(field, f"{text} {token.symbol} is larger than any supply of the token")
+    return units
+
+
+def parse_slippage(bps: int, field: str = "slippage_bps") -> int:
+    if bps > MAX_SLIPPAGE_BPS:
+        raise InvalidArgument(field, f"must be at most {MAX_SLIPPAGE_BPS} (50%), got {bps}")
+    return bps or DEFAULT_SLIPPAGE_BPS
+
+
+def parse_pair(token_in: str, token_out: str) -> tuple[Token, Token]:
+    tin, tout = parse_token(token_in, "token_in"), parse_token(token_out, "token_out")
+    if tin == tout:
+        raise InvalidArgument("token_out", f"must differ from token_in (both are {tin.symbol})")
+    return tin, tout
+
+
+def parse_order_id(text: str, field: str = "order_id") -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise InvalidArgument(field, f"must be a UUID, got {text[:40]!r}") from None
+
+
+def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) -> NewOrder:
+    if req.order_type not in (pb.ORDER_TYPE_UNSPECIFIED, pb.ORDER_TYPE_MARKET):
+        raise InvalidArgument("order_type", "only market orders are accepted for now")
+    tin, tout = parse_pair(req.token_in, req.token_out)
+    amount_in = parse_amount(req.amount, tin)
+    slippage = parse_slippage(req.slippage_bps)
+    if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidArgument(
+            "idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters, got {len(req.idempotency_key)}"
+        )
+    return NewOrder(
+        owner_id=owner_id,
+        order_type=OrderType.MARKET,
+        token_in=tin.symbol,
+        token_out=tout.symbol,
+        amount_in=amount_in,
+        slippage_bps=slippage,
+        idempotency_key=req.idempotency_key or None,
+    )
+
+
+_STATUS_FROM_PB = {
+    pb.ORDER_STATUS_PENDING: OrderStatus.PENDING,
+    pb.ORDER_STATUS_ROUTING: OrderStatus.ROUTING,
+    pb.ORDER_STATUS_BUILDING: OrderStatus.BUILDING,
+    pb.ORDER_STATUS_SUBMITTED: OrderStatus.SUBMITTED,
+    pb.ORDER_STATUS_CONFIRMED: OrderStatus.CONFIRMED,
+    pb.ORDER_STATUS_FAILED: OrderStatus.FAILED,
+}
+
+
+def parse_status_filter(value: int) -> OrderStatus | None:
+    if value == pb.ORDER_STATUS_UNSPECIFIED:
+        return None
+    if value not in _STATUS_FROM_PB:
+        raise InvalidArgument("status", f"unknown status {value}")
+    return _STATUS_FROM_PB[value]  # type: ignore[index]

@@ -1,0 +1,55 @@
+"""Session fixtures: real stores and running systems shared by the integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+import pytest
+
+from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from tests.stack import Stack, Stores
+
+# The seed of every test market; tests that predict failures use the same one.
+MARKET_SEED = 7
+FLAKY_FAILURE_RATE = 0.3
+
+
+@pytest.fixture(scope="session")
+def stores() -> Iterator[Stores]:
+    s = Stores.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(stores: Stores) -> Iterator[Stack]:
+    """A healthy system: zero latency, no injected failures."""
+    s = Stack.start(stores)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def flaky_stack(stores: Stores) -> Iterator[Stack]:
+    """A system whose venues and chain fail at FLAKY_FAILURE_RATE, seeded: outcomes are predictable."""
+    s = Stack.start(stores, MARKET_FAILURE_RATE=str(FLAKY_FAILURE_RATE))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+async def channel(stack: Stack) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(stack.grpc_target) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="session")
+def stub(channel: grpc.aio.Channel) -> pb_grpc.OrderServiceStub:
+    return pb_grpc.OrderServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+async def flaky_stub(flaky_stack: Stack) -> AsyncIterator[pb_grpc.OrderServiceStub]:
+    async with grpc.aio.insecure_channel(flaky_stack.grpc_target) as ch:
+        yield pb_grpc.OrderServiceStub(ch)

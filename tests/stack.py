@@ -1,0 +1,152 @@
+"""The system under test: real Redis and PostgreSQL (embedded unless TEST_* URLs are given), and real server and
+worker processes started with `python -m server.cli`, exactly as operators start them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import grpc
+import psycopg
+
+from orderengine.v1 import order_service_pb2 as pb
+from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stores:
+    """One Redis and one PostgreSQL server; each stack gets its own database and Redis database index."""
+
+    redis_base: str
+    postgres_admin: str
+    _embedded: list[object] = field(default_factory=list)
+    _databases: list[str] = field(default_factory=list)
+    _next_redis_db: int = 1
+
+    @classmethod
+    def start(cls) -> Stores:
+        from server.embedded import EmbeddedPostgres, EmbeddedRedis
+
+        redis_url, pg_url = os.environ.get("TEST_REDIS_URL"), os.environ.get("TEST_DATABASE_URL")
+        embedded: list[object] = []
+        tmp = Path(tempfile.mkdtemp(prefix="oe-test-"))
+        if not redis_url:
+            r = EmbeddedRedis(tmp / "redis", persist=False)
+            redis_url = r.start()
+            embedded.append(r)
+        if not pg_url:
+            p = EmbeddedPostgres(tmp / "pg")
+            pg_url = p.start()
+            embedded.append(p)
+        return cls(redis_base=redis_url, postgres_admin=pg_url, _embedded=embedded)
+
+    def new_database(self) -> str:
+        """A fresh database, so tests never see anyone's data (also on a TEST_DATABASE_URL server)."""
+        name = f"oe_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.postgres_admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self._databases.append(name)
+        return _with_database(self.postgres_admin, name)
+
+    def new_redis(self) -> str:
+        db = self._next_redis_db
+        self._next_redis_db += 1
+        sep = "&" if "?" in self.redis_base else "?"
+        if self.redis_base.startswith("unix://"):
+            return f"{self.redis_base}{sep}db={db}"
+        parts = urlsplit(self.redis_base)
+        return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+
+    def stop(self) -> None:
+        with psycopg.connect(self.postgres_admin, autocommit=True) as conn:
+            for name in self._databases:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for server in reversed(self._embedded):
+            server.stop()  # type: ignore[attr-defined]
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@dataclass
+class Stack:
+    """A running system: one gRPC server and one worker process on their own database and queue."""
+
+    grpc_target: str
+    redis_url: str
+    database_url: str
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="oe-logs-")))
+
+    @classmethod
+    def start(cls, stores: Stores, **overrides: str) -> Stack:
+        redis_url, database_url = stores.new_redis(), stores.new_database()
+        port = free_port()
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url,
+            "GRPC_PORT": str(port),
+            "GRPC_HOST": "127.0.0.1",
+            "MARKET_LATENCY": "zero",
+            "MARKET_FAILURE_RATE": "0",
+            "MARKET_SEED": "7",
+            "RETRY_MIN_BACKOFF_MS": "20",
+            "RETRY_MAX_BACKOFF_MS": "80",
+            "WORKER_THREADS": "8",
+            **overrides,
+        }
+        stack = cls(grpc_target=f"127.0.0.1:{port}", redis_url=redis_url, database_url=database_url, env=env)
+        subprocess.run([sys.executable, "-m", "server.cli", "migrate"], env=env, check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)
+        stack.spawn("serve", "serve")
+        stack.spawn("worker", "worker")
+        stack.wait_serving()
+        return stack
+
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", *args], env=env or self.env, cwd=ROOT, stdout=log, stderr=log
+        )
+        self.processes[name] = proc
+        return proc
+
+    def wait_serving(self, target: str | None = None, timeout: float = 30) -> None:
+        """Blocks until the gRPC server accepts calls (its port is bound and the service answers)."""
+        with grpc.insecure_channel(target or self.grpc_target) as channel:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+            pb_grpc.OrderServiceStub(channel).ListOrders(pb.ListOrdersRequest(page_size=1), timeout=timeout)
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.logs / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""

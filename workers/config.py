@@ -1,0 +1,55 @@
+"""Configuration, read once from the environment (SPEC section 4 names the variables)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the engine. Unset store URLs mean "start embedded servers" (only `orderengine dev` does)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    redis_url: str | None = None
+    database_url: str | None = None
+    grpc_port: int = 50051
+    http_port: int = 3000
+    grpc_host: str = "[::]"
+    http_host: str = "0.0.0.0"
+    # Where the bridge and orderctl find the gRPC service; defaults to this host's GRPC_PORT.
+    grpc_target: str | None = None
+    cors_origins: str = ""
+
+    market_latency: Literal["zero", "realistic"] = "realistic"
+    market_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    market_seed: int = 42
+
+    retry_max_attempts: int = Field(default=3, ge=1)
+    retry_min_backoff_ms: int = Field(default=1000, ge=0)
+    retry_max_backoff_ms: int = Field(default=4000, ge=0)
+
+    worker_processes: int = Field(default=1, ge=1)
+    worker_threads: int = Field(default=16, ge=1)
+    # The Redis broker requeues a dead worker's unacked messages after this long without a heartbeat.
+    broker_heartbeat_timeout_ms: int = Field(default=15000, ge=1000)
+    # A non-final order with no transition for this long is re-enqueued by the reconciler.
+    reconcile_idle_seconds: float = Field(default=30.0, gt=0)
+    reconcile_interval_seconds: float = Field(default=5.0, gt=0)
+    data_dir: str = ".data"
+
+    @property
+    def target(self) -> str:
+        return self.grpc_target or f"localhost:{self.grpc_port}"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

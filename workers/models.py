@@ -1,0 +1,127 @@
+"""The records the engine keeps: an order as accepted, as stored, and each of its events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from workers.domain import OrderError, OrderStatus, OrderType
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """A validated ExecuteOrder request: tokens by symbol, the amount in base units of token_in."""
+
+    owner_id: str
+    order_type: OrderType
+    token_in: str
+    token_out: str
+    amount_in: int
+    slippage_bps: int
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        """What an idempotency key must match to return the same order."""
+        return f"{self.order_type}|{self.token_in}|{self.token_out}|{self.amount_in}|{self.slippage_bps}"
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    owner_id: str
+    order_type: OrderType
+    token_in: str
+    token_out: str
+    amount_in: int
+    slippage_bps: int
+    status: OrderStatus
+    attempt: int
+    last_seq: int
+    created_at: datetime
+    updated_at: datetime
+    idempotency_key: str | None = None
+    dex: str | None = None
+    route: dict[str, Any] | None = None
+    tx_signature: str | None = None
+    executed_price: str | None = None
+    amount_out: int | None = None
+    error: OrderError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventDetails:
+    """What an event says beyond its status; stored as the event's JSON payload."""
+
+    dex: str | None = None
+    route: dict[str, Any] | None = None
+    instructions: tuple[str, ...] = ()
+    tx_signature: str | None = None
+    executed_price: str | None = None
+    amount_out: str | None = None
+    error: OrderError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.dex is not None:
+            d["dex"] = self.dex
+        if self.route is not None:
+            d["route"] = self.route
+        if self.instructions:
+            d["instructions"] = list(self.instructions)
+        if self.tx_signature is not None:
+            d["tx_signature"] = self.tx_signature
+        if self.executed_price is not None:
+            d["executed_price"] = self.executed_price
+        if self.amount_out is not None:
+            d["amount_out"] = self.amount_out
+        if self.error is not None:
+            d["error"] = self.error.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> EventDetails:
+        return cls(
+            dex=d.get("dex"),
+            route=d.get("route"),
+            instructions=tuple(d.get("instructions", ())),
+            tx_signature=d.get("tx_signature"),
+            executed_price=d.get("executed_price"),
+            amount_out=d.get("amount_out"),
+            error=OrderError.from_json(d["error"]) if d.get("error") else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    order_id: str
+    seq: int
+    status: OrderStatus
+    attempt: int
+    time: datetime
+    details: EventDetails = field(default_factory=EventDetails)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "seq": self.seq,
+            "status": self.status.value,
+            "attempt": self.attempt,
+            "time": self.time.isoformat(),
+            **self.details.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> OrderEvent:
+        return cls(
+            order_id=d["order_id"],
+            seq=int(d["seq"]),
+            status=OrderStatus(d["status"]),
+            attempt=int(d["attempt"]),
+            time=datetime.fromisoformat(d["time"]),
+            details=EventDetails.from_json(d),
+        )

@@ -1,0 +1,146 @@
+"""What a worker does for an order: look at where it is, take it one step further, repeat.
+
+Each step is a guarded transition, so a redelivered or duplicated message finds the order already past that
+step and does nothing. Failures are raised, never turned into events here: `middleware/attempts.py` decides
+between a retry and the one `failed` event.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from workers import chain
+from workers.domain import ErrorCode, OrderFailure, OrderStatus, PermanentFailure, TransientFailure
+from workers.market import Pool, execute, format_amount, resolve_token, route_from_json
+from workers.models import EventDetails, Order, OrderEvent
+from workers.runtime import Engine
+from workers.store import Settlement
+from workers.views import leg_view, main_dex, price, route_view
+
+log = logging.getLogger(__name__)
+
+
+async def advance(engine: Engine, order_id: str) -> None:
+    order = await engine.store.get_order(order_id)
+    if order is None or order.status.is_final:
+        return
+    try:
+        await _drive(engine, order)
+    except OrderFailure as failure:
+        failure.attempt = order.attempt
+        raise
+
+
+async def _drive(engine: Engine, order: Order) -> None:
+    status = order.status
+    if status is OrderStatus.PENDING:
+        if not await _emit(engine, order.id, OrderStatus.ROUTING, EventDetails(), order.attempt):
+            return
+        status = OrderStatus.ROUTING
+    if status is OrderStatus.ROUTING:
+        if not await _route(engine, order):
+            return
+        order = await _reload(engine, order.id)
+        status = order.status
+    if status is OrderStatus.BUILDING:
+        await _submit(engine, order)
+        return
+    if status is OrderStatus.SUBMITTED:
+        await _check_landing(engine, order)
+
+
+async def _reload(engine: Engine, order_id: str) -> Order:
+    order = await engine.store.get_order(order_id)
+    assert order is not None
+    return order
+
+
+async def _emit(
+    engine: Engine, order_id: str, target: OrderStatus, details: EventDetails, attempt: int, **columns: object
+) -> OrderEvent | None:
+    event = await engine.store.transition(order_id, target, details, attempt=attempt, **columns)  # type: ignore[arg-type]
+    if event is not None:
+        await engine.publisher.publish(event)
+        log.info("order %s: %s (attempt %d, seq %d)", order_id, target, attempt, event.seq)
+    return event
+
+
+async def _route(engine: Engine, order: Order) -> bool:
+    token_in, token_out = resolve_token(order.token_in), resolve_token(order.token_out)
+    view = await engine.venues.quote(token_in, token_out, order.amount_in, order=(order.id, order.attempt))
+    route = view.route
+    instructions = chain.instructions_for(token_in.native, token_out.native, len(route.legs))
+    details = EventDetails(
+        dex=main_dex(route), route=route_view(route, order.slippage_bps), instructions=instructions
+    )
+    event = await _emit(
+        engine, order.id, OrderStatus.BUILDING, details, order.attempt, route=route.to_json()
+    )
+    return event is not None
+
+
+async def _submit(engine: Engine, order: Order) -> None:
+    settings = engine.settings
+    signature = chain.signature_for(settings.market_seed, order.id, order.attempt)
+    planned = chain.plan_submission(
+        engine.chain, settings.market_seed, settings.market_failure_rate, signature, datetime.now(UTC)
+    )
+    sub = await engine.store.record_submission(order.id, order.attempt, planned)
+    details = EventDetails(dex=order.dex, tx_signature=signature)
+    if await _emit(engine, order.id, OrderStatus.SUBMITTED, details, order.attempt):
+        await _check_later(engine, order.id, sub.lands_at or sub.expires_at)
+
+
+async def _check_later(engine: Engine, order_id: str, when: datetime) -> None:
+    delay_ms = int((when - datetime.now(UTC)).total_seconds() * 1000)
+    await engine.queue.enqueue_async(order_id, max(delay_ms, 0))
+
+
+async def _check_landing(engine: Engine, order: Order) -> None:
+    assert order.tx_signature is not None
+    sub = await engine.store.get_submission(order.tx_signature)
+    now = datetime.now(UTC)
+    if sub is None:  # the mempool lost it (cannot happen with PostgreSQL as the ledger, but be explicit)
+        raise TransientFailure(ErrorCode.TX_EXPIRED, f"transaction {order.tx_signature[:12]}… is unknown")
+    if sub.lands_at is not None and now >= sub.lands_at:
+        await _settle(engine, order)
+    elif sub.lands_at is None and now >= sub.expires_at:
+        raise TransientFailure(
+            ErrorCode.TX_EXPIRED,
+            f"transaction {sub.signature[:12]}… was not confirmed before its blockhash expired",
+        )
+    else:
+        await _check_later(engine, order.id, sub.lands_at or sub.expires_at)
+
+
+async def _settle(engine: Engine, order: Order) -> None:
+    assert order.route is not None and order.tx_signature is not None
+    route = route_from_json(order.route)
+    min_out = route.min_amount_out(order.slippage_bps)
+
+    def format_out(amount: int) -> str:
+        return format_amount(amount, route.token_out)
+
+    def decide(pools: dict[str, Pool]) -> Settlement:
+        done = execute(route, pools)
+        if done.amount_out < min_out:
+            raise PermanentFailure(
+                ErrorCode.SLIPPAGE_EXCEEDED,
+                f"the swap would return {format_out(done.amount_out)} {route.token_out.symbol}, below the "
+                f"minimum {format_out(min_out)} {route.token_out.symbol} ({order.slippage_bps} bps slippage)",
+            )
+        return Settlement(
+            amount_out=done.amount_out,
+            executed_price=price(route.amount_in, route.token_in, done.amount_out, route.token_out),
+            amount_out_text=format_out(done.amount_out),
+            legs=[leg_view(leg) for leg in done.legs],
+            pools_after=done.pools_after,
+        )
+
+    event = await engine.store.settle(
+        order.id, order.attempt, order.tx_signature, [leg.pool_id for leg in route.legs], decide
+    )
+    if event is not None:
+        await engine.publisher.publish(event)
+        log.info("order %s: confirmed (attempt %d, seq %d)", order.id, order.attempt, event.seq)

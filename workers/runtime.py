@@ -1,0 +1,94 @@
+"""The engine's runtime: the live connections a worker process shares between its actors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from workers.chain import ChainProfile
+from workers.config import Settings
+from workers.market import genesis_pools
+from workers.publisher import EventPublisher
+from workers.queue import OrderQueue
+from workers.store import OrderStore
+from workers.venues import Venues
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    store: OrderStore
+    redis: aioredis.Redis
+    publisher: EventPublisher
+    venues: Venues
+    queue: OrderQueue
+    chain: ChainProfile
+
+    @classmethod
+    async def open(cls, settings: Settings, queue: OrderQueue, *, pool_size: int = 10) -> Engine:
+        assert settings.database_url and settings.redis_url, "DATABASE_URL and REDIS_URL must be set"
+        store = await OrderStore.open(settings.database_url, max_size=pool_size)
+        redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        venues = Venues(
+            store,
+            latency=settings.market_latency,
+            failure_rate=settings.market_failure_rate,
+            seed=settings.market_seed,
+        )
+        return cls(
+            settings=settings,
+            store=store,
+            redis=redis,
+            publisher=EventPublisher(redis),
+            venues=venues,
+            queue=queue,
+            chain=ChainProfile.for_latency(settings.market_latency),
+        )
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.store.close()
+
+
+_current: Engine | None = None
+
+
+def set_current(engine: Engine | None) -> None:
+    global _current
+    _current = engine
+
+
+def current() -> Engine:
+    if _current is None:
+        raise RuntimeError("the engine is not running in this process (is the EngineLifecycle middleware on?)")
+    return _current
+
+
+async def seed_market(settings: Settings) -> int:
+    """Creates the genesis pools of MARKET_SEED that do not exist yet."""
+    assert settings.database_url
+    store = await OrderStore.open(settings.database_url, min_size=1, max_size=1)
+    try:
+        return await store.seed_pools(genesis_pools(settings.market_seed))
+    finally:
+        await store.close()
+
+
+async def list_pools(settings: Settings) -> list[str]:
+    """One line per pool: venue, pair, spot price and depth, as the market stands now."""
+    from workers.market import format_amount
+
+    assert settings.database_url
+    store = await OrderStore.open(settings.database_url, min_size=1, max_size=1)
+    try:
+        pools, _ = await store.load_pools()
+    finally:
+        await store.close()
+    lines = [f"{'pool':<28} {'venue':<8} {'pair':<14} {'price':>18}  reserves"]
+    for pool in sorted(pools.values(), key=lambda p: (p.token_x.symbol, p.token_y.symbol, p.dex)):
+        x, y = pool.reserves()
+        pair = f"{pool.token_x.symbol}/{pool.token_y.symbol}"
+        reserves = f"{format_amount(x, pool.token_x)} {pool.token_x.symbol} + {format_amount(y, pool.token_y)} {pool.token_y.symbol}"
+        lines.append(f"{pool.id:<28} {pool.dex:<8} {pair:<14} {pool.spot_price(pool.token_x):>18.6f}  {reserves}")
+    return lines

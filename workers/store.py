@@ -1,0 +1,457 @@
+"""The order store: every SQL statement of the engine lives here.
+
+A state change is one statement or one transaction: the guarded UPDATE (`status = ANY(allowed)`) moves the order
+and the INSERT of its event rides in the same statement, so a redelivered message that finds the order already
+past that state changes nothing. Publishing to Redis happens after commit, elsewhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from workers.chain import Submission
+from workers.domain import ALLOWED_FROM, NON_FINAL_STATUSES, OrderError, OrderStatus, OrderType
+from workers.market.pool import Pool, pool_from_json
+from workers.models import EventDetails, NewOrder, Order, OrderEvent
+
+
+class StoreUnavailable(Exception):
+    """PostgreSQL cannot be reached; nothing was written."""
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before with other parameters."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"idempotency key already used for order {order_id} with different parameters")
+        self.order_id = order_id
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What settling a swap decided, computed from the pools as locked in the settling transaction."""
+
+    amount_out: int
+    executed_price: str
+    amount_out_text: str
+    legs: list[dict[str, Any]]
+    pools_after: dict[str, Pool]
+
+
+_ORDER_COLUMNS = (
+    "id, owner_id, order_type, token_in, token_out, amount_in, slippage_bps, status, attempt, last_seq, "
+    "created_at, updated_at, idempotency_key, dex, route, tx_signature, executed_price, amount_out, error"
+)
+
+_EVENT_INSERT = """
+INSERT INTO order_events (order_id, seq, status, attempt, payload)
+SELECT id, last_seq, status, attempt, %(payload)s FROM moved
+RETURNING order_id, seq, status, attempt, created_at
+"""
+
+_TRANSITION = (
+    """
+WITH moved AS (
+    UPDATE orders SET
+        status = %(status)s, last_seq = last_seq + 1, updated_at = clock_timestamp(),
+        dex = COALESCE(%(dex)s, dex), route = COALESCE(%(route)s, route),
+        tx_signature = COALESCE(%(tx_signature)s, tx_signature),
+        executed_price = COALESCE(%(executed_price)s, executed_price),
+        amount_out = COALESCE(%(amount_out)s, amount_out), error = COALESCE(%(error)s, error)
+    WHERE id = %(id)s AND status = ANY(%(allowed)s) AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s)
+    RETURNING id, last_seq, status, attempt
+)"""
+    + _EVENT_INSERT
+)
+
+_START_RETRY = (
+    """
+WITH moved AS (
+    UPDATE orders SET
+        status = 'routing', attempt = attempt + 1, last_seq = last_seq + 1, updated_at = clock_timestamp(),
+        dex = NULL, route = NULL, tx_signature = NULL, error = %(error)s
+    WHERE id = %(id)s AND attempt = %(attempt)s AND status = ANY(%(allowed)s)
+    RETURNING id, last_seq, status, attempt
+)"""
+    + _EVENT_INSERT
+)
+
+
+def _order(row: Sequence[Any]) -> Order:
+    return Order(
+        id=str(row[0]),
+        owner_id=row[1],
+        order_type=OrderType(row[2]),
+        token_in=row[3],
+        token_out=row[4],
+        amount_in=row[5],
+        slippage_bps=row[6],
+        status=OrderStatus(row[7]),
+        attempt=row[8],
+        last_seq=row[9],
+        created_at=row[10],
+        updated_at=row[11],
+        idempotency_key=row[12],
+        dex=row[13],
+        route=row[14],
+        tx_signature=row[15],
+        executed_price=row[16],
+        amount_out=row[17],
+        error=OrderError.from_json(row[18]) if row[18] else None,
+    )
+
+
+def _event(row: Sequence[Any], details: EventDetails) -> OrderEvent:
+    return OrderEvent(
+        order_id=str(row[0]),
+        seq=row[1],
+        status=OrderStatus(row[2]),
+        attempt=row[3],
+        time=row[4],
+        details=details,
+    )
+
+
+def _uuid(order_id: str) -> uuid.UUID:
+    return uuid.UUID(order_id)
+
+
+class OrderStore:
+    """One connection pool per process, opened at start-up and closed at shutdown."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, database_url: str, *, min_size: int = 2, max_size: int = 10) -> OrderStore:
+        pool = AsyncConnectionPool(
+            database_url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            timeout=5.0,
+            reconnect_timeout=0,  # keep retrying forever in the background: the store comes back by itself
+            open=False,
+        )
+        await pool.open(wait=False)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    def _conn(self) -> Any:
+        return self._pool.connection()
+
+    async def ping(self) -> None:
+        async with self._conn() as conn:
+            await conn.execute("SELECT 1")
+
+    # -- orders -----------------------------------------------------------------------------------------------
+
+    async def create_order(self, new: NewOrder) -> tuple[Order, OrderEvent | None]:
+        """Stores the order and its `pending` event in one transaction.
+
+        Returns the event only when the order is new; a repeated idempotency key with the same parameters
+        returns the stored order and no event, with other parameters raises IdempotencyConflict.
+        """
+        order_id = uuid.uuid4()
+        async with self._conn() as conn, conn.transaction():
+            cur = await conn.execute(
+                f"""
+                INSERT INTO orders (id, owner_id, idempotency_key, fingerprint, order_type, token_in, token_out,
+                                    amount_in, slippage_bps, status)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending')
+                ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING {_ORDER_COLUMNS}
+                """,
+                (
+                    order_id,
+                    new.owner_id,
+                    new.idempotency_key,
+                    new.fingerprint(),
+                    new.order_type.value,
+                    new.token_in,
+                    new.token_out,
+                    new.amount_in,
+                    new.slippage_bps,
+                ),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                cur = await conn.execute(
+                    f"SELECT {_ORDER_COLUMNS}, fingerprint FROM orders WHERE owner_id = %s AND idempotency_key = %s",
+                    (new.owner_id, new.idempotency_key),
+                )
+                existing = await cur.fetchone()
+                assert existing is not None
+                if existing[-1] != new.fingerprint():
+                    raise IdempotencyConflict(str(existing[0]))
+                return _order(existing), None
+            cur = await conn.execute(
+                "INSERT INTO order_events (order_id, seq, status, attempt) VALUES (%s, 1, 'pending', 1) "
+                "RETURNING order_id, seq, status, attempt, created_at",
+                (order_id,),
+            )
+            ev = await cur.fetchone()
+            assert ev is not None
+            return _order(row), _event(ev, EventDetails())
+
+    async def forget_unstarted(self, order_id: str) -> bool:
+        """Undoes create_order when the order could not be queued, so a failed request leaves nothing behind."""
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "DELETE FROM orders WHERE id = %s AND status = 'pending' AND last_seq = 1", (_uuid(order_id),)
+            )
+            return cur.rowcount == 1
+
+    async def get_order(self, order_id: str, owner_id: str | None = None) -> Order | None:
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = %s AND (%s::text IS NULL OR owner_id = %s)",
+                (_uuid(order_id), owner_id, owner_id),
+            )
+            row = await cur.fetchone()
+            return _order(row) if row else None
+
+    async def list_orders(
+        self,
+        owner_id: str,
+        *,
+        status: OrderStatus | None,
+        limit: int,
+        before: tuple[datetime, str] | None,
+    ) -> list[Order]:
+        """Newest first; `before` is the (created_at, id) of the last order of the previous page."""
+        clauses = ["owner_id = %s"]
+        params: list[Any] = [owner_id]
+        if status is not None:
+            clauses.append("status = %s")
+            params.append(status.value)
+        if before is not None:
+            clauses.append("(created_at, id) < (%s, %s)")
+            params += [before[0], _uuid(before[1])]
+        params.append(limit)
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {' AND '.join(clauses)} "
+                "ORDER BY created_at DESC, id DESC LIMIT %s",
+                params,
+            )
+            return [_order(r) for r in await cur.fetchall()]
+
+    async def events_after(self, order_id: str, from_seq: int) -> list[OrderEvent]:
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "SELECT order_id, seq, status, attempt, created_at, payload FROM order_events "
+                "WHERE order_id = %s AND seq > %s ORDER BY seq",
+                (_uuid(order_id), from_seq),
+            )
+            return [_event(r, EventDetails.from_json(r[5])) for r in await cur.fetchall()]
+
+    # -- transitions ------------------------------------------------------------------------------------------
+
+    async def transition(
+        self,
+        order_id: str,
+        target: OrderStatus,
+        details: EventDetails = EventDetails(),
+        *,
+        attempt: int | None = None,
+        route: dict[str, Any] | None = None,
+        amount_out: int | None = None,
+        conn: Any = None,
+    ) -> OrderEvent | None:
+        """Moves the order to `target` if the lifecycle allows it from where it is; None when it does not."""
+        params = {
+            "id": _uuid(order_id),
+            "status": target.value,
+            "allowed": [s.value for s in ALLOWED_FROM[target]],
+            "attempt": attempt,
+            "dex": details.dex,
+            "route": Jsonb(route) if route is not None else None,
+            "tx_signature": details.tx_signature,
+            "executed_price": details.executed_price,
+            "amount_out": amount_out,
+            "error": Jsonb(details.error.to_json()) if details.error else None,
+            "payload": Jsonb(details.to_json()),
+        }
+        if conn is not None:
+            cur = await conn.execute(_TRANSITION, params)
+            row = await cur.fetchone()
+        else:
+            async with self._conn() as c:
+                cur = await c.execute(_TRANSITION, params)
+                row = await cur.fetchone()
+        return _event(row, details) if row else None
+
+    async def start_retry(self, order_id: str, failed_attempt: int, error: OrderError) -> OrderEvent | None:
+        """Begins attempt `failed_attempt + 1` at `routing`; its event carries the error that caused it."""
+        details = EventDetails(error=error)
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                _START_RETRY,
+                {
+                    "id": _uuid(order_id),
+                    "attempt": failed_attempt,
+                    "allowed": [s.value for s in ALLOWED_FROM[OrderStatus.ROUTING]],
+                    "error": Jsonb(error.to_json()),
+                    "payload": Jsonb(details.to_json()),
+                },
+            )
+            row = await cur.fetchone()
+        return _event(row, details) if row else None
+
+    async def fail(self, order_id: str, error: OrderError, *, attempt: int | None = None) -> OrderEvent | None:
+        """The order's one terminal failure; `attempt` guards against a stale message of an earlier attempt."""
+        return await self.transition(order_id, OrderStatus.FAILED, EventDetails(error=error), attempt=attempt)
+
+    async def stale_orders(self, idle_seconds: float, limit: int = 500) -> list[str]:
+        """Claims non-final orders that stopped moving, so that one reconciler among many re-drives each."""
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                """
+                UPDATE orders SET nudged_at = clock_timestamp()
+                WHERE id IN (
+                    SELECT id FROM orders
+                    WHERE status = ANY(%(active)s)
+                      AND updated_at < clock_timestamp() - make_interval(secs => %(idle)s)
+                      AND (nudged_at IS NULL OR nudged_at < clock_timestamp() - make_interval(secs => %(idle)s))
+                    ORDER BY updated_at LIMIT %(limit)s
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING id
+                """,
+                {"active": [s.value for s in NON_FINAL_STATUSES], "idle": idle_seconds, "limit": limit},
+            )
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    # -- the mock market and chain ----------------------------------------------------------------------------
+
+    async def seed_pools(self, pools: Sequence[Pool]) -> int:
+        """Creates the genesis pools that do not exist yet; a restart keeps the market as trading left it."""
+        async with self._conn() as conn, conn.transaction():
+            created = 0
+            for p in pools:
+                cur = await conn.execute(
+                    "INSERT INTO pools (id, dex, state) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                    (p.id, p.dex, Jsonb(p.to_json())),
+                )
+                created += cur.rowcount
+            return created
+
+    async def load_pools(self) -> tuple[dict[str, Pool], int]:
+        """All pools and a version stamp (the sum of pool versions) that changes whenever any pool does."""
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT id, state, version FROM pools")
+            rows = await cur.fetchall()
+        return {r[0]: pool_from_json(r[1]) for r in rows}, sum(r[2] for r in rows)
+
+    async def pools_version(self) -> int:
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT COALESCE(SUM(version), 0)::bigint FROM pools")
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+    async def record_submission(self, order_id: str, attempt: int, sub: Submission) -> Submission:
+        """Puts the transaction in the mempool once; a resubmission returns the first one's fate."""
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO chain_transactions (signature, order_id, attempt, submitted_at, lands_at, expires_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (sub.signature, _uuid(order_id), attempt, sub.submitted_at, sub.lands_at, sub.expires_at),
+            )
+            found = await self._submission(conn, sub.signature)
+        assert found is not None
+        return found
+
+    async def get_submission(self, signature: str) -> Submission | None:
+        async with self._conn() as conn:
+            return await self._submission(conn, signature)
+
+    @staticmethod
+    async def _submission(conn: Any, signature: str) -> Submission | None:
+        cur = await conn.execute(
+            "SELECT signature, submitted_at, lands_at, expires_at FROM chain_transactions WHERE signature = %s",
+            (signature,),
+        )
+        row = await cur.fetchone()
+        return Submission(row[0], row[1], row[2], row[3]) if row else None
+
+    async def settle(
+        self,
+        order_id: str,
+        attempt: int,
+        signature: str,
+        pool_ids: Sequence[str],
+        decide: Callable[[dict[str, Pool]], Settlement],
+    ) -> OrderEvent | None:
+        """Lands the swap: re-prices it on the pools as they are now, moves them, records it, confirms the order.
+
+        All in one transaction, with the order row and then the pools locked (in id order, so concurrent
+        settlements cannot deadlock): no update is lost and no swap lands twice. `decide` may raise to refuse the
+        swap (slippage), which rolls everything back and leaves the pools untouched.
+        """
+        async with self._conn() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT status, attempt FROM orders WHERE id = %s FOR UPDATE", (_uuid(order_id),)
+            )
+            row = await cur.fetchone()
+            if row is None or row[0] != OrderStatus.SUBMITTED.value or row[1] != attempt:
+                return None
+            cur = await conn.execute(
+                "SELECT id, state FROM pools WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (sorted(set(pool_ids)),)
+            )
+            pools = {r[0]: pool_from_json(r[1]) for r in await cur.fetchall()}
+            outcome = decide(pools)
+            for pool_id, pool in outcome.pools_after.items():
+                await conn.execute(
+                    "UPDATE pools SET state = %s, version = version + 1, updated_at = clock_timestamp() "
+                    "WHERE id = %s",
+                    (Jsonb(pool.to_json()), pool_id),
+                )
+            order = await self.get_order_in(conn, order_id)
+            await conn.execute(
+                "INSERT INTO settlements (order_id, signature, amount_in, amount_out, legs) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (_uuid(order_id), signature, order.amount_in, outcome.amount_out, Jsonb(outcome.legs)),
+            )
+            details = EventDetails(
+                tx_signature=signature,
+                executed_price=outcome.executed_price,
+                amount_out=outcome.amount_out_text,
+                dex=order.dex,
+            )
+            return await self.transition(
+                order_id,
+                OrderStatus.CONFIRMED,
+                details,
+                attempt=attempt,
+                amount_out=outcome.amount_out,
+                conn=conn,
+            )
+
+    @staticmethod
+    async def get_order_in(conn: Any, order_id: str) -> Order:
+        cur = await conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = %s", (_uuid(order_id),))
+        row = await cur.fetchone()
+        assert row is not None
+        return _order(row)
+
+    async def settlements_count(self, order_id: str) -> int:
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT count(*) FROM settlements WHERE order_id = %s", (_uuid(order_id),))
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean "PostgreSQL is not reachable now" rather than a bug or bad data."""
+    return isinstance(exc, psycopg.OperationalError | StoreUnavailable) or type(exc).__name__ == "PoolTimeout"
