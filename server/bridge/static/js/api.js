@@ -1,0 +1,104 @@
+// The bridge's HTTP and WebSocket API, as the page uses it.
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body && body.error ? body.error : `HTTP ${status}`);
+    this.status = status;
+    this.field = body ? body.field : null;
+    this.code = body ? body.code : null;
+  }
+}
+
+async function request(path, options = {}) {
+  const response = await fetch(path, {
+    headers: { "content-type": "application/json" },
+    ...options,
+  });
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+export function executeOrder(order) {
+  return request("/api/orders/execute", { method: "POST", body: JSON.stringify(order) });
+}
+
+export function listOrders({ status = "", limit = 50 } = {}) {
+  const params = new URLSearchParams({ limit: String(limit) });
+  if (status) params.set("status", status);
+  return request(`/api/orders?${params}`);
+}
+
+export function getOrder(orderId) {
+  return request(`/api/orders/${encodeURIComponent(orderId)}`);
+}
+
+export function getQuote({ tokenIn, tokenOut, amount, slippageBps }) {
+  const params = new URLSearchParams({ tokenIn, tokenOut, amount: String(amount), slippageBps: String(slippageBps) });
+  return request(`/api/quote?${params}`);
+}
+
+export async function health() {
+  try {
+    const response = await fetch("/health", { cache: "no-store" });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+const TERMINAL = new Set(["confirmed", "failed"]);
+// Close codes after which reconnecting cannot help.
+const FINAL_CLOSE = new Set([1000, 4400, 4404]);
+
+// Follows one order over /ws/orders/{id}. When the socket drops before the terminal event it reconnects with
+// ?fromSeq=<last seq seen> (capped backoff), and drops anything at or below that seq: no gap, no duplicate.
+export class OrderStream {
+  constructor(orderId, { onEvent, onState }) {
+    this.orderId = orderId;
+    this.lastSeq = 0;
+    this.onEvent = onEvent;
+    this.onState = onState;
+    this.retries = 0;
+    this.finished = false;
+    this.socket = null;
+  }
+
+  start() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const url = `${scheme}://${location.host}/ws/orders/${encodeURIComponent(this.orderId)}?fromSeq=${this.lastSeq}`;
+    this.onState(this.retries ? "reconnecting" : "connecting");
+    const socket = new WebSocket(url);
+    this.socket = socket;
+    socket.onopen = () => this.onState("live");
+    socket.onmessage = (message) => {
+      const event = JSON.parse(message.data);
+      if (event.seq <= this.lastSeq) return;
+      this.lastSeq = event.seq;
+      this.retries = 0;
+      if (TERMINAL.has(event.status)) this.finished = true;
+      this.onEvent(event);
+    };
+    socket.onclose = (close) => {
+      if (this.finished || FINAL_CLOSE.has(close.code)) {
+        this.finished = true;
+        this.onState(close.code === 1000 || this.finished && close.code < 4000 ? "done" : "error", close);
+        return;
+      }
+      const delay = Math.min(500 * 2 ** this.retries, 5000);
+      this.retries += 1;
+      this.onState("reconnecting", close);
+      setTimeout(() => this.start(), delay);
+    };
+  }
+
+  // Tests and curious users: drop the socket as a network would, and watch it resume.
+  drop() {
+    if (this.socket) this.socket.close(4000, "dropped by the page");
+  }
+}
