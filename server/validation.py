@@ -7,6 +7,7 @@ import uuid
 from decimal import Decimal, InvalidOperation
 
 from orderengine.v1 import order_service_pb2 as pb
+
 from workers.domain import DEFAULT_OWNER, DEFAULT_SLIPPAGE_BPS, MAX_SLIPPAGE_BPS, OrderStatus, OrderType
 from workers.market import Token, UnknownTokenError, resolve_token, to_base_units
 from workers.models import NewOrder
@@ -80,7 +81,8 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
     slippage = parse_slippage(req.slippage_bps)
     if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidArgument(
-            "idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters, got {len(req.idempotency_key)}"
+            "idempotency_key",
+            f"must be at most {MAX_IDEMPOTENCY_KEY} characters, got {len(req.idempotency_key)}",
         )
     return NewOrder(
         owner_id=owner_id,

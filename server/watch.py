@@ -56,7 +56,7 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         self._drop_all("server shutting down")
-        await self._pubsub.aclose()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         await self._redis.aclose()
 
     @property
@@ -154,7 +154,7 @@ class EventHub:
 
     async def _reset(self) -> None:
         with contextlib.suppress(Exception):
-            await self._pubsub.aclose()
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         self._pubsub = self._redis.pubsub()
 
 

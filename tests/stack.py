@@ -15,7 +15,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import psycopg
-
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 
@@ -115,8 +114,13 @@ class Stack:
             **overrides,
         }
         stack = cls(grpc_target=f"127.0.0.1:{port}", redis_url=redis_url, database_url=database_url, env=env)
-        subprocess.run([sys.executable, "-m", "server.cli", "migrate"], env=env, check=True, cwd=ROOT,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "server.cli", "migrate"],
+            env=env,
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
         stack.spawn("serve", "serve")
         stack.spawn("worker", "worker")
         stack.wait_serving()

@@ -41,7 +41,7 @@ def build_broker(settings: Settings, *, worker_middleware: list[dramatiq.Middlew
     ]
     assert settings.redis_url, "REDIS_URL is not set"
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    return RedisBroker(
+    return RedisBroker(  # type: ignore[no-untyped-call]
         client=client,
         middleware=middleware,
         namespace="orderengine",

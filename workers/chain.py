@@ -49,9 +49,7 @@ def signature_for(seed: int, order_id: str, attempt: int) -> str:
     return base58.b58encode(digest).decode()
 
 
-def plan_submission(
-    profile: ChainProfile, seed: int, failure_rate: float, signature: str, now: datetime
-) -> Submission:
+def plan_submission(profile: ChainProfile, seed: int, failure_rate: float, signature: str, now: datetime) -> Submission:
     expires_at = now + timedelta(milliseconds=profile.slot_ms * profile.valid_slots)
     if faults.transaction_dropped(seed, failure_rate, signature):
         return Submission(signature, now, None, expires_at)

@@ -71,12 +71,8 @@ async def _route(engine: Engine, order: Order) -> bool:
     view = await engine.venues.quote(token_in, token_out, order.amount_in, order=(order.id, order.attempt))
     route = view.route
     instructions = chain.instructions_for(token_in.native, token_out.native, len(route.legs))
-    details = EventDetails(
-        dex=main_dex(route), route=route_view(route, order.slippage_bps), instructions=instructions
-    )
-    event = await _emit(
-        engine, order.id, OrderStatus.BUILDING, details, order.attempt, route=route.to_json()
-    )
+    details = EventDetails(dex=main_dex(route), route=route_view(route, order.slippage_bps), instructions=instructions)
+    event = await _emit(engine, order.id, OrderStatus.BUILDING, details, order.attempt, route=route.to_json())
     return event is not None
 
 

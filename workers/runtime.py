@@ -89,6 +89,7 @@ async def list_pools(settings: Settings) -> list[str]:
     for pool in sorted(pools.values(), key=lambda p: (p.token_x.symbol, p.token_y.symbol, p.dex)):
         x, y = pool.reserves()
         pair = f"{pool.token_x.symbol}/{pool.token_y.symbol}"
-        reserves = f"{format_amount(x, pool.token_x)} {pool.token_x.symbol} + {format_amount(y, pool.token_y)} {pool.token_y.symbol}"
+        x_text, y_text = format_amount(x, pool.token_x), format_amount(y, pool.token_y)
+        reserves = f"{x_text} {pool.token_x.symbol} + {y_text} {pool.token_y.symbol}"
         lines.append(f"{pool.id:<28} {pool.dex:<8} {pair:<14} {pool.spot_price(pool.token_x):>18.6f}  {reserves}")
     return lines

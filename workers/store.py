@@ -46,6 +46,8 @@ class Settlement:
     pools_after: dict[str, Pool]
 
 
+_NO_DETAILS = EventDetails()
+
 _ORDER_COLUMNS = (
     "id, owner_id, order_type, token_in, token_out, amount_in, slippage_bps, status, attempt, last_seq, "
     "created_at, updated_at, idempotency_key, dex, route, tx_signature, executed_price, amount_out, error"
@@ -210,7 +212,7 @@ class OrderStore:
             cur = await conn.execute(
                 "DELETE FROM orders WHERE id = %s AND status = 'pending' AND last_seq = 1", (_uuid(order_id),)
             )
-            return cur.rowcount == 1
+            return bool(cur.rowcount == 1)
 
     async def get_order(self, order_id: str, owner_id: str | None = None) -> Order | None:
         async with self._conn() as conn:
@@ -262,7 +264,7 @@ class OrderStore:
         self,
         order_id: str,
         target: OrderStatus,
-        details: EventDetails = EventDetails(),
+        details: EventDetails = _NO_DETAILS,
         *,
         attempt: int | None = None,
         route: dict[str, Any] | None = None,
@@ -400,21 +402,19 @@ class OrderStore:
         swap (slippage), which rolls everything back and leaves the pools untouched.
         """
         async with self._conn() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT status, attempt FROM orders WHERE id = %s FOR UPDATE", (_uuid(order_id),)
-            )
+            cur = await conn.execute("SELECT status, attempt FROM orders WHERE id = %s FOR UPDATE", (_uuid(order_id),))
             row = await cur.fetchone()
             if row is None or row[0] != OrderStatus.SUBMITTED.value or row[1] != attempt:
                 return None
             cur = await conn.execute(
-                "SELECT id, state FROM pools WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (sorted(set(pool_ids)),)
+                "SELECT id, state FROM pools WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                (sorted(set(pool_ids)),),
             )
             pools = {r[0]: pool_from_json(r[1]) for r in await cur.fetchall()}
             outcome = decide(pools)
             for pool_id, pool in outcome.pools_after.items():
                 await conn.execute(
-                    "UPDATE pools SET state = %s, version = version + 1, updated_at = clock_timestamp() "
-                    "WHERE id = %s",
+                    "UPDATE pools SET state = %s, version = version + 1, updated_at = clock_timestamp() WHERE id = %s",
                     (Jsonb(pool.to_json()), pool_id),
                 )
             order = await self.get_order_in(conn, order_id)

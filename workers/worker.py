@@ -28,7 +28,10 @@ def setup_broker(settings: Settings) -> dramatiq.Broker:
                 min_backoff_ms=settings.retry_min_backoff_ms,
                 max_backoff_ms=settings.retry_max_backoff_ms,
             ),
-            Reconciler(idle_seconds=settings.reconcile_idle_seconds, interval_seconds=settings.reconcile_interval_seconds),
+            Reconciler(
+                idle_seconds=settings.reconcile_idle_seconds,
+                interval_seconds=settings.reconcile_interval_seconds,
+            ),
         ],
     )
     dramatiq.set_broker(broker)

@@ -38,17 +38,29 @@ MAX_FEE_RATE = 100_000_000  # 10%
 VARIABLE_FEE_DIVISOR = 100_000_000_000
 
 
+# Meteora's bound on bin ids; beyond it prices leave the Q64.64 range.
+MAX_BIN_ID = 443_636
+
+
 @lru_cache(maxsize=1 << 16)
 def bin_price_q64(bin_step: int, bin_id: int) -> int:
-    """Exact floor of (1 + bin_step/1e4) ** bin_id * 2**64 (the chain approximates; exact is reproducible)."""
-    up, down = BPS + bin_step, BPS
-    if bin_id >= 0:
-        return int((up**bin_id << SCALE_OFFSET) // down**bin_id)
-    return int((down**-bin_id << SCALE_OFFSET) // up**-bin_id)
+    """floor((1 + bin_step/1e4) ** bin_id * 2**64), from an 80-digit Decimal power.
+
+    Exact integer powers would be exact but cost seconds for far bins (numbers of a million bits); 80 digits
+    are far beyond what a price needs, and libmpdec gives the same digits on every machine.
+    """
+    if abs(bin_id) > MAX_BIN_ID:
+        raise ValueError(f"bin id {bin_id} out of range")
+    with localcontext() as ctx:
+        ctx.prec = 80
+        price = int((Decimal(BPS + bin_step) / BPS) ** bin_id * ONE_Q64)
+    if price <= 0:
+        raise ValueError(f"bin {bin_id} at step {bin_step} has a price below the Q64.64 resolution")
+    return price
 
 
 def bin_id_for_price(bin_step: int, price_q64: int) -> int:
-    """The bin whose price is closest (in ratio) below-or-at `price_q64`."""
+    """The highest bin whose price is at or below `price_q64`."""
     if price_q64 <= 0:
         raise ValueError("price must be positive")
     with localcontext() as ctx:

@@ -17,6 +17,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.broker import MessageProxy
 
 from workers import runtime
 from workers.domain import OrderError, OrderFailure
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def backoff_ms(failed_attempt: int, min_backoff_ms: int, max_backoff_ms: int) -> int:
-    return min(min_backoff_ms * 2 ** (failed_attempt - 1), max_backoff_ms)
+    return int(min(min_backoff_ms * 2 ** (failed_attempt - 1), max_backoff_ms))
 
 
 class OrderAttempts(dramatiq.Middleware):
@@ -35,7 +36,12 @@ class OrderAttempts(dramatiq.Middleware):
         self.max_backoff_ms = max_backoff_ms
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], *, result: Any = None, exception: Any = None
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: Any = None,
     ) -> None:
         if not isinstance(exception, OrderFailure):
             return
@@ -51,7 +57,13 @@ class OrderAttempts(dramatiq.Middleware):
             if event is not None:
                 await engine.publisher.publish(event)
                 delay = backoff_ms(failure.attempt, self.min_backoff_ms, self.max_backoff_ms)
-                log.info("order %s: attempt %d failed (%s), retry in %d ms", order_id, failure.attempt, error.code, delay)
+                log.info(
+                    "order %s: attempt %d failed (%s), retry in %d ms",
+                    order_id,
+                    failure.attempt,
+                    error.code,
+                    delay,
+                )
                 await engine.queue.enqueue_async(order_id, delay)
             return
         if failure.retryable:
