@@ -67,9 +67,12 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse],
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         order_id = parse_order_id(request.order_id)
-        if await self.store.get_order(order_id, DEFAULT_OWNER) is None:
+        order = await self.store.get_order(order_id, DEFAULT_OWNER)
+        if order is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
         last = request.from_seq
+        if order.status.is_final and last >= order.last_seq:
+            return  # the client has seen the terminal event already
         try:
             async with self.hub.subscription(order_id) as live:
                 # Subscribed first, replayed second: an event published meanwhile is in `live` and deduplicated.

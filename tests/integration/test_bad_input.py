@@ -1,0 +1,91 @@
+"""Bad input: INVALID_ARGUMENT naming the field, and nothing stored."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+
+from orderengine.v1 import order_service_pb2 as pb
+from tests.helpers import count_rows, execute, watch_all
+from tests.stack import Stack
+
+GOOD = {"token_in": "SOL", "token_out": "USDC", "amount": "1"}
+
+BAD_ORDERS = [
+    ({"amount": ""}, "amount", "required"),
+    ({"amount": "0"}, "amount", "greater than zero"),
+    ({"amount": "0.000"}, "amount", "greater than zero"),
+    ({"amount": "-1"}, "amount", "greater than zero"),
+    ({"amount": "abc"}, "amount", "decimal number"),
+    ({"amount": "1,5"}, "amount", "decimal number"),
+    ({"amount": "NaN"}, "amount", "decimal number"),
+    ({"amount": "Infinity"}, "amount", "decimal number"),
+    ({"amount": "-Infinity"}, "amount", "greater than zero"),
+    ({"amount": "1e3"}, "amount", "decimal number"),
+    ({"amount": "1.0000000001"}, "amount", "at most 9"),  # SOL has 9 decimals
+    ({"token_in": "USDC", "token_out": "SOL", "amount": "1.0000001"}, "amount", "at most 6"),
+    ({"amount": "1" + "0" * 30}, "amount", "too large"),
+    ({"amount": "10000000000"}, "amount", "larger than any supply"),
+    ({"token_in": "DOGE"}, "token_in", "unknown token"),
+    ({"token_out": "NotAMint111111111111111111111111111111111111"}, "token_out", "unknown token"),
+    ({"token_in": ""}, "token_in", "required"),
+    ({"token_out": "SOL"}, "token_out", "must differ"),
+    ({"token_out": "wsol"}, "token_out", "must differ"),
+    ({"slippage_bps": 5001}, "slippage_bps", "at most 5000"),
+    ({"idempotency_key": "k" * 129}, "idempotency_key", "at most 128"),
+    ({"order_type": pb.ORDER_TYPE_LIMIT}, "order_type", "market"),
+]
+
+
+@pytest.mark.parametrize(("override", "field", "says"), BAD_ORDERS, ids=[f"{b[1]}={str(b[0])[:30]}" for b in BAD_ORDERS])
+async def test_bad_order_is_refused_and_nothing_stored(stub, stack: Stack, override, field, says) -> None:
+    before = (count_rows(stack.database_url, "orders"), count_rows(stack.database_url, "order_events"))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ExecuteOrder(pb.ExecuteOrderRequest(**(GOOD | override)), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = err.value.details() or ""
+    assert details.startswith(f"{field}: "), details
+    assert says in details, details
+    assert (count_rows(stack.database_url, "orders"), count_rows(stack.database_url, "order_events")) == before
+
+
+async def test_limits_themselves_are_accepted(stub) -> None:
+    order_id = await execute(stub, amount="0.000000001", slippage_bps=5000, idempotency_key="k" * 128)
+    assert uuid.UUID(order_id)
+
+
+@pytest.mark.parametrize("bad_id", ["", "42", "not-a-uuid", "' OR 1=1 --", "0" * 100])
+async def test_malformed_order_id_is_invalid_argument(stub, bad_id) -> None:
+    for call in (
+        lambda: stub.GetOrder(pb.GetOrderRequest(order_id=bad_id)),
+        lambda: watch_all(stub, bad_id),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (err.value.details() or "").startswith("order_id: must be a UUID")
+
+
+async def test_bad_page_token_and_quote_input(stub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ListOrders(pb.ListOrdersRequest(page_token="garbage"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (err.value.details() or "").startswith("page_token: ")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetQuote(pb.GetQuoteRequest(token_in="SOL", token_out="USDC", amount="-2"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (err.value.details() or "").startswith("amount: ")
+
+
+async def test_idempotency_key_returns_the_same_order_or_already_exists(stub, stack: Stack) -> None:
+    key = f"client-retry-{uuid.uuid4()}"
+    first = await execute(stub, amount="0.3", idempotency_key=key)
+    again = await execute(stub, amount="0.3", idempotency_key=key)
+    assert again == first
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await execute(stub, amount="0.4", idempotency_key=key)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    events = await watch_all(stub, first)
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]  # one order, one history

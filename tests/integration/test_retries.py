@@ -1,0 +1,104 @@
+"""Retries as SPEC section 3 says, on a seeded flaky market whose every outcome the test predicts first.
+
+The market draws each venue failure and each dropped transaction from a hash of (seed, order, attempt), so the
+test computes with the same functions which orders will fail on which attempt, then checks the engine did
+exactly that: each retry visible with its attempt number and cause, `failed` once, after the last attempt.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from orderengine.v1 import order_service_pb2 as pb
+from tests.conftest import FLAKY_FAILURE_RATE, MARKET_SEED
+from tests.helpers import assert_gap_free, count_rows, execute, watch_all
+from tests.stack import Stack
+from workers import chain, faults
+
+MAX_ATTEMPTS = 3
+SUBMISSIONS_CAP = 60
+
+
+def predicted_failure(order_id: str, attempt: int) -> str | None:
+    """The error an attempt will end with, or None if it will confirm."""
+    for dex in ("raydium", "meteora"):
+        if faults.venue_fails(MARKET_SEED, FLAKY_FAILURE_RATE, order_id, attempt, dex):
+            return "DEX_UNAVAILABLE"
+    signature = chain.signature_for(MARKET_SEED, order_id, attempt)
+    if faults.transaction_dropped(MARKET_SEED, FLAKY_FAILURE_RATE, signature):
+        return "TX_EXPIRED"
+    return None
+
+
+def predicted_outcome(order_id: str) -> list[str | None]:
+    """The error of each attempt until one confirms or attempts run out."""
+    outcome: list[str | None] = []
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        outcome.append(predicted_failure(order_id, attempt))
+        if outcome[-1] is None:
+            break
+    return outcome
+
+
+def expected_statuses(outcome: list[str | None]) -> list[tuple[int, int]]:
+    """(status, attempt) for every event the outcome implies."""
+    events = [(pb.ORDER_STATUS_PENDING, 1)]
+    for attempt, error in enumerate(outcome, start=1):
+        events.append((pb.ORDER_STATUS_ROUTING, attempt))
+        if error == "DEX_UNAVAILABLE":
+            continue
+        events += [(pb.ORDER_STATUS_BUILDING, attempt), (pb.ORDER_STATUS_SUBMITTED, attempt)]
+        if error is None:
+            events.append((pb.ORDER_STATUS_CONFIRMED, attempt))
+    if outcome[-1] is not None:
+        events.append((pb.ORDER_STATUS_FAILED, len(outcome)))
+    return events
+
+
+async def find_orders(flaky_stub, want) -> list[tuple[str, list[str | None]]]:
+    """Places orders until `want(outcome)` holds for one; returns every order placed with its prediction."""
+    placed = []
+    for _ in range(SUBMISSIONS_CAP):
+        order_id = await execute(flaky_stub, "SOL", "USDC", "0.25")
+        placed.append((order_id, predicted_outcome(order_id)))
+        if want(placed[-1][1]):
+            return placed
+    pytest.fail(f"no order with the wanted outcome among {SUBMISSIONS_CAP} (P ~ 0.3 each)")
+
+
+def check_history(events: list[pb.OrderEvent], outcome: list[str | None]) -> None:
+    assert [(e.status, e.attempt) for e in events] == expected_statuses(outcome)
+    assert_gap_free(events)
+    # Each retry's first event names the error that caused it, as retryable; nothing else carries an error...
+    for e in events:
+        if e.status == pb.ORDER_STATUS_ROUTING and e.attempt > 1:
+            assert e.error.code == outcome[e.attempt - 2] and e.error.retryable and e.error.message
+        elif e.status != pb.ORDER_STATUS_FAILED:
+            assert not e.HasField("error")
+    # ...but `failed`, which comes exactly once, last, with the cause of the last attempt.
+    failed = [e for e in events if e.status == pb.ORDER_STATUS_FAILED]
+    if outcome[-1] is None:
+        assert not failed and events[-1].status == pb.ORDER_STATUS_CONFIRMED
+    else:
+        assert len(failed) == 1 and events[-1] is failed[0]
+        assert failed[0].error.code == outcome[-1] and not failed[0].error.retryable
+        assert f"{MAX_ATTEMPTS} attempts" in failed[0].error.message
+
+
+async def test_retried_order_confirms_with_the_retry_visible(flaky_stub) -> None:
+    placed = await find_orders(flaky_stub, lambda o: len(o) > 1 and o[-1] is None)
+    for order_id, outcome in placed:
+        check_history(await watch_all(flaky_stub, order_id), outcome)
+
+
+async def test_order_whose_retries_run_out_fails_exactly_once(flaky_stub, flaky_stack: Stack) -> None:
+    placed = await find_orders(flaky_stub, lambda o: len(o) == MAX_ATTEMPTS and o[-1] is not None)
+    for order_id, outcome in placed:
+        check_history(await watch_all(flaky_stub, order_id), outcome)
+        order = (await flaky_stub.GetOrder(pb.GetOrderRequest(order_id=order_id))).order
+        expected = pb.ORDER_STATUS_CONFIRMED if outcome[-1] is None else pb.ORDER_STATUS_FAILED
+        assert order.status == expected and order.attempt == len(outcome)
+    # Only confirmed orders settled on the mock chain, each exactly once.
+    ids = ",".join(f"'{oid}'" for oid, _ in placed)
+    confirmed = sum(1 for _, o in placed if o[-1] is None)
+    assert count_rows(flaky_stack.database_url, f"settlements WHERE order_id IN ({ids})") == confirmed
