@@ -87,9 +87,7 @@ def _watch(client: OrderClient, order_id: str, from_seq: int, as_json: bool) -> 
 
 
 def cmd_execute(client: OrderClient, args: argparse.Namespace) -> int:
-    order_id = client.execute(
-        args.token_in, args.token_out, args.amount, args.slippage_bps, args.idempotency_key
-    )
+    order_id = client.execute(args.token_in, args.token_out, args.amount, args.slippage_bps, args.idempotency_key)
     if args.json:
         _print_json({"orderId": order_id})
     elif args.watch:
@@ -169,8 +167,7 @@ def cmd_quote(client: OrderClient, args: argparse.Namespace) -> int:
     print(f"{style.bold('quote')}  {args.amount} {args.token_in} → {args.token_out}")
     best = response.route.amount_out if response.HasField("route") else ""
     rows = [
-        [dex_name(q.dex) or "?", q.amount_out, f"{q.price_impact_bps} bps", f"{q.fee_bps} bps"]
-        for q in response.quotes
+        [dex_name(q.dex) or "?", q.amount_out, f"{q.price_impact_bps} bps", f"{q.fee_bps} bps"] for q in response.quotes
     ]
     if rows:
         print()

@@ -211,8 +211,7 @@ def order_summary(order: pb.Order, style: Style) -> str:
             rows.append(
                 (
                     f"  leg {i}",
-                    f"{dex_name(leg.dex)}  {leg.amount_in} {leg.token_in} → "
-                    f"{leg.amount_out} {leg.token_out}{pool}",
+                    f"{dex_name(leg.dex)}  {leg.amount_in} {leg.token_in} → {leg.amount_out} {leg.token_out}{pool}",
                 )
             )
         rows.append(("quoted out", f"{route.amount_out} {order.token_out} (min {route.min_amount_out})"))

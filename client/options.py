@@ -118,9 +118,7 @@ def list_request(
     )
 
 
-def quote_request(
-    token_in: str, token_out: str, amount: str | Decimal | int, slippage_bps: int
-) -> pb.GetQuoteRequest:
+def quote_request(token_in: str, token_out: str, amount: str | Decimal | int, slippage_bps: int) -> pb.GetQuoteRequest:
     return pb.GetQuoteRequest(
         token_in=token_in, token_out=token_out, amount=amount_text(amount), slippage_bps=slippage_bps
     )

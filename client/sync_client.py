@@ -61,6 +61,16 @@ class OrderClient:
     def _error(self, error: grpc.RpcError) -> OrderServiceError:
         return OrderServiceError.from_rpc_error(error, self.target)
 
+    def _ended_at(self, order_id: str, last_seq: int) -> bool:
+        """True when the order is final and nothing after `last_seq` remains to be sent."""
+        try:
+            order = self.get(order_id)
+        except OrderServiceError as e:
+            if e.code == grpc.StatusCode.UNAVAILABLE:
+                return False
+            raise
+        return order.status in TERMINAL_STATUSES and order.last_seq <= last_seq
+
     def execute(
         self,
         token_in: str,
@@ -139,7 +149,10 @@ class OrderClient:
                     yield event
                     if event.status in TERMINAL_STATUSES:
                         return
-                # The stream ended without a terminal event (a server shutting down): resume it like a drop.
+                # Ended without a terminal event: either from_seq was already past the end, or the server
+                # is shutting down (then resume like a drop).
+                if self._ended_at(order_id, last_seq):
+                    return
                 failure = OrderServiceError(grpc.StatusCode.UNAVAILABLE, "stream ended early", self.target)
             except grpc.RpcError as e:
                 failure = self._error(e)

@@ -86,9 +86,7 @@ async def get_quote(request: Request) -> Response:
     """GET /api/quote?tokenIn=&tokenOut=&amount=&slippageBps="""
     try:
         query = parse_quote_query(dict(request.query_params))
-        quote = await order_client(request).quote(
-            query.token_in, query.token_out, query.amount, query.slippage_bps
-        )
+        quote = await order_client(request).quote(query.token_in, query.token_out, query.amount, query.slippage_bps)
     except (InputError, OrderServiceError) as e:
         return error_response(e)
     return JSONResponse(quote_json(quote))
