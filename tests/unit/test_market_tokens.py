@@ -42,9 +42,7 @@ def test_resolve_every_token_by_symbol_and_mint():
         assert resolve_token(token.mint) is token
 
 
-@pytest.mark.parametrize(
-    "text", ["", "DOGE", "So11111111111111111111111111111111111111113", WSOL_MINT.lower()]
-)
+@pytest.mark.parametrize("text", ["", "DOGE", "So11111111111111111111111111111111111111113", WSOL_MINT.lower()])
 def test_unknown_token_names_the_input(text):
     with pytest.raises(UnknownTokenError) as info:
         resolve_token(text)

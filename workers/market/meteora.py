@@ -23,7 +23,8 @@ Model (after Meteora's DLMM program, simplified where the chain's bookkeeping do
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from bisect import bisect_right
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_FLOOR, Decimal, localcontext
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -80,13 +81,30 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class _Walk:
-    amount_out: int
-    fee: int
-    active_id: int
+class _Step:
+    """Draining one non-empty bin completely, in the direction of a swap."""
+
+    bin_id: int
+    price: int
+    rate: int
     volatility_accumulator: int
-    bins_in: list[int] | None  # the input token's side, then the output token's side
-    bins_out: list[int] | None
+    reserve: int  # of the output token: all of it is bought
+    net: int  # input that buys it, fee excluded
+
+
+@dataclass(frozen=True, slots=True)
+class _Ladder:
+    """The bins a swap in one direction would drain, from the active bin outward, as far as computed so far.
+
+    Depends on the pool state only (the fee of each bin depends on its distance from the active bin), so it is
+    computed once per state and direction and then answers every quote by bisection: the router's split search
+    asks for dozens of quotes on the same state.
+    """
+
+    steps: tuple[_Step, ...]
+    cum_gross: tuple[int, ...]  # input, fees included, to drain steps[0..k]
+    cum_out: tuple[int, ...]
+    next_bin: int | None  # first bin not examined yet; None once the pool's last bin is done
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +128,9 @@ class DlmmPool(Pool):
     volatility_accumulator: int = 0
     fees_x: int = 0
     fees_y: int = 0
+    # Per-state memo of _Ladder by direction (True = selling X); not state, so not compared, copied or serialised.
+    # Each ladder is built aside and stored in one assignment: threads sharing a pool may duplicate work, no more.
+    _ladders: dict[bool, _Ladder] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.token_x == self.token_y:
@@ -151,90 +172,109 @@ class DlmmPool(Pool):
         va = self.volatility_accumulator * self.reduction_factor**steps // BPS**steps
         return replace(self, volatility_accumulator=va)
 
-    def _walk(self, sells_x: bool, amount_in: int, record: bool) -> _Walk | None:
+    def _ladder(self, sells_x: bool, amount_in: int) -> _Ladder:
+        """The ladder for this direction, extended until it covers amount_in or the pool's last bin."""
+        ladder = self._ladders.get(sells_x)
+        if ladder is None:
+            ladder = _Ladder((), (), (), self.active_id)
+        if ladder.next_bin is None or (ladder.cum_gross and ladder.cum_gross[-1] >= amount_in):
+            return ladder
+        steps, cum_gross, cum_out = list(ladder.steps), list(ladder.cum_gross), list(ladder.cum_out)
+        gross = cum_gross[-1] if cum_gross else 0
+        out = cum_out[-1] if cum_out else 0
+        # Grow at least geometrically so that a search over rising amounts extends the ladder rarely.
+        min_steps = 2 * len(steps)
         reference = self.volatility_accumulator * self.reduction_factor // BPS
-        index_reference = active = self.active_id
-        va = reference
-        step = -1 if sells_x else 1
-        last = self.lower_bin_id if sells_x else self.upper_bin_id
-        lower = self.lower_bin_id
-        bins_in = list(self.bins_x if sells_x else self.bins_y) if record else None
-        bins_out = list(self.bins_y if sells_x else self.bins_x) if record else None
-        reserves_out = self.bins_y if sells_x else self.bins_x
-        remaining = amount_in
-        out_total = fee_total = 0
-        while True:
-            reserve = reserves_out[active - lower] if bins_out is None else bins_out[active - lower]
+        reserves = self.bins_y if sells_x else self.bins_x
+        step, last, lower = (
+            (-1, self.lower_bin_id, self.lower_bin_id) if sells_x else (1, self.upper_bin_id, self.lower_bin_id)
+        )
+        bin_id: int | None = ladder.next_bin
+        while bin_id is not None and (gross < amount_in or len(steps) < min_steps):
+            reserve = reserves[bin_id - lower]
             if reserve > 0:
-                va = min(reference + abs(index_reference - active) * BPS, self.max_volatility_accumulator)
+                va = min(reference + abs(self.active_id - bin_id) * BPS, self.max_volatility_accumulator)
                 rate = self.fee_rate(va)
-                price = bin_price_q64(self.bin_step, active)
+                price = bin_price_q64(self.bin_step, bin_id)
                 # Input (fee excluded) buying the whole reserve, rounded up: the bin never gives too much.
-                if sells_x:
-                    max_net = _ceil_div(reserve << SCALE_OFFSET, price)
-                else:
-                    max_net = _ceil_div(reserve * price, ONE_Q64)
-                max_fee = _ceil_div(max_net * rate, FEE_PRECISION - rate)
-                if remaining >= max_net + max_fee:
-                    net, fee, out = max_net, max_fee, reserve
-                else:
-                    fee = _ceil_div(remaining * rate, FEE_PRECISION)
-                    net = remaining - fee
-                    out = (net * price) >> SCALE_OFFSET if sells_x else (net << SCALE_OFFSET) // price
-                    out = min(out, reserve)
-                remaining -= net + fee
-                out_total += out
-                fee_total += fee
-                if bins_in is not None and bins_out is not None:
-                    bins_in[active - lower] += net
-                    bins_out[active - lower] -= out
-                if remaining == 0:
-                    break
-            if active == last:
-                return None
-            active += step
-        return _Walk(out_total, fee_total, active, va, bins_in, bins_out)
+                net = _ceil_div(reserve << SCALE_OFFSET, price) if sells_x else _ceil_div(reserve * price, ONE_Q64)
+                gross += net + _ceil_div(net * rate, FEE_PRECISION - rate)
+                out += reserve
+                steps.append(_Step(bin_id, price, rate, va, reserve, net))
+                cum_gross.append(gross)
+                cum_out.append(out)
+            bin_id = None if bin_id == last else bin_id + step
+        ladder = _Ladder(tuple(steps), tuple(cum_gross), tuple(cum_out), bin_id)
+        self._ladders[sells_x] = ladder
+        return ladder
+
+    @staticmethod
+    def _partial(step: _Step, sells_x: bool, amount: int) -> tuple[int, int]:
+        """(net input, output) of `amount` (fee included) that does not drain the step's bin."""
+        net = amount - _ceil_div(amount * step.rate, FEE_PRECISION)
+        out = (net * step.price) >> SCALE_OFFSET if sells_x else (net << SCALE_OFFSET) // step.price
+        return net, min(out, step.reserve)
 
     def quote_out(self, token_in: Token, amount_in: int) -> int | None:
-        walk = self._walk(self._sells_x(token_in, amount_in), amount_in, record=False)
-        return None if walk is None else walk.amount_out
+        sells_x = self._sells_x(token_in, amount_in)
+        ladder = self._ladder(sells_x, amount_in)
+        k = bisect_right(ladder.cum_gross, amount_in)  # bins drained completely
+        drained_gross = ladder.cum_gross[k - 1] if k else 0
+        drained_out = ladder.cum_out[k - 1] if k else 0
+        if k == len(ladder.steps):
+            return drained_out if drained_gross == amount_in else None
+        return drained_out + self._partial(ladder.steps[k], sells_x, amount_in - drained_gross)[1]
 
     def swap(self, token_in: Token, amount_in: int) -> SwapResult:
         sells_x = self._sells_x(token_in, amount_in)
-        walk = self._walk(sells_x, amount_in, record=True)
-        if walk is None:
+        ladder = self._ladder(sells_x, amount_in)
+        k = bisect_right(ladder.cum_gross, amount_in)
+        drained_gross = ladder.cum_gross[k - 1] if k else 0
+        if k == len(ladder.steps) and drained_gross != amount_in:
             raise InsufficientLiquidityError(
                 f"pool {self.id} has too little {self.other(token_in).symbol} to fill "
                 f"{amount_in} base units of {token_in.symbol}"
             )
-        if walk.amount_out <= 0:
+        bins_in = list(self.bins_x if sells_x else self.bins_y)
+        bins_out = list(self.bins_y if sells_x else self.bins_x)
+        lower = self.lower_bin_id
+        amount_out = net_total = 0
+        for step in ladder.steps[:k]:
+            bins_in[step.bin_id - lower] += step.net
+            bins_out[step.bin_id - lower] -= step.reserve
+            amount_out += step.reserve
+            net_total += step.net
+        last = ladder.steps[k - 1] if k else None
+        if drained_gross < amount_in:
+            # The swap ends inside this bin, which becomes (or stays) the active one.
+            last = ladder.steps[k]
+            net, out = self._partial(last, sells_x, amount_in - drained_gross)
+            bins_in[last.bin_id - lower] += net
+            bins_out[last.bin_id - lower] -= out
+            amount_out += out
+            net_total += net
+        if amount_out <= 0 or last is None:
             raise InsufficientLiquidityError(
                 f"{amount_in} base units of {token_in.symbol} buy nothing from pool {self.id}"
             )
-        bins_in, bins_out = walk.bins_in, walk.bins_out
-        assert bins_in is not None and bins_out is not None
+        fee = amount_in - net_total
         after = replace(
             self,
-            active_id=walk.active_id,
+            active_id=last.bin_id,
             bins_x=tuple(bins_in if sells_x else bins_out),
             bins_y=tuple(bins_out if sells_x else bins_in),
-            volatility_accumulator=walk.volatility_accumulator,
-            fees_x=self.fees_x + (walk.fee if sells_x else 0),
-            fees_y=self.fees_y + (0 if sells_x else walk.fee),
+            volatility_accumulator=last.volatility_accumulator,
+            fees_x=self.fees_x + (fee if sells_x else 0),
+            fees_y=self.fees_y + (0 if sells_x else fee),
         )
         price = bin_price_q64(self.bin_step, self.active_id)
-        net = amount_in - walk.fee
-        impact = (
-            impact_bps(walk.amount_out, net, price, ONE_Q64)
-            if sells_x
-            else impact_bps(walk.amount_out, net, ONE_Q64, price)
-        )
+        spot = (price, ONE_Q64) if sells_x else (ONE_Q64, price)
         return SwapResult(
             amount_in=amount_in,
-            amount_out=walk.amount_out,
-            fee_paid=walk.fee,
-            fee_bps=ratio_bps(walk.fee, amount_in),
-            price_impact_bps=impact,
+            amount_out=amount_out,
+            fee_paid=fee,
+            fee_bps=ratio_bps(fee, amount_in),
+            price_impact_bps=impact_bps(amount_out, net_total, *spot),
             pool_after=after,
         )
 

@@ -196,9 +196,7 @@ def _paths(pools: Sequence[Pool], token_in: Token, token_out: Token) -> list[_Pa
         seconds = [p for p in pools if p.has(mid) and p.has(token_out)]
         paths.extend(_Path(((a, token_in), (b, mid))) for a in firsts for b in seconds)
     if not paths:
-        raise NoRouteError(
-            f"no pool or one-hop path (via SOL or USDC) from {token_in.symbol} to {token_out.symbol}"
-        )
+        raise NoRouteError(f"no pool or one-hop path (via SOL or USDC) from {token_in.symbol} to {token_out.symbol}")
     return paths
 
 
@@ -235,9 +233,7 @@ def _maximize_unimodal(g: Callable[[int], int], lo: int, hi: int) -> tuple[int, 
     return -best[1], best[0]
 
 
-def _best_split(
-    best: _Path, best_out: int, others: Sequence[_Path], amount_in: int
-) -> tuple[_Path, int] | None:
+def _best_split(best: _Path, best_out: int, others: Sequence[_Path], amount_in: int) -> tuple[_Path, int] | None:
     """The other path and the share of amount_in it should get, if splitting pays; None otherwise."""
     probe = max(1, amount_in >> 10)
     if probe >= amount_in:
@@ -341,9 +337,7 @@ def _plan_for(paths: Sequence[tuple[_Path, int]]) -> _Plan:
     return [(tuple((pool.id, token) for pool, token in path.hops), amount) for path, amount in paths]
 
 
-def _route_for(
-    pools: Sequence[Pool], token_in: Token, token_out: Token, paths: Sequence[tuple[_Path, int]]
-) -> Route:
+def _route_for(pools: Sequence[Pool], token_in: Token, token_out: Token, paths: Sequence[tuple[_Path, int]]) -> Route:
     amount_out, legs, _ = _run(_plan_for(paths), {p.id: p for p in pools})
     return _route(token_in, token_out, legs, amount_out)
 
@@ -356,9 +350,7 @@ def _check_amount(amount_in: int) -> None:
         raise ValueError(f"amount_in must be positive, got {amount_in}")
 
 
-def venue_quotes(
-    pools: Sequence[Pool], token_in: Token, token_out: Token, amount_in: int
-) -> list[VenueQuote]:
+def venue_quotes(pools: Sequence[Pool], token_in: Token, token_out: Token, amount_in: int) -> list[VenueQuote]:
     """Each venue's best single path on its own pools, for venues that can fill the order (raydium first)."""
     _check_amount(amount_in)
     paths = _paths(pools, token_in, token_out)
@@ -398,9 +390,7 @@ def execute(route: Route, pools_by_id: Mapping[str, Pool]) -> Execution:
     for legs in _group_paths(route.legs).values():
         for before, after in itertools.pairwise(legs):
             if before.token_out != after.token_in:
-                raise ValueError(
-                    f"route path {before.path} is broken between {before.pool_id} and {after.pool_id}"
-                )
+                raise ValueError(f"route path {before.path} is broken between {before.pool_id} and {after.pool_id}")
         plan.append(([(leg.pool_id, leg.token_in) for leg in legs], legs[0].amount_in))
     amount_out, legs_now, pools_after = _run(plan, pools_by_id)
     return Execution(amount_out=amount_out, legs=legs_now, pools_after=pools_after)

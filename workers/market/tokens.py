@@ -55,9 +55,7 @@ def resolve_token(symbol_or_mint: str) -> Token:
     token = _BY_MINT.get(key) or _BY_SYMBOL.get(key.upper())
     if token is None:
         known = ", ".join(t.symbol for t in ALL_TOKENS)
-        raise UnknownTokenError(
-            f"unknown token {symbol_or_mint!r}: use a symbol ({known}) or its mint address"
-        )
+        raise UnknownTokenError(f"unknown token {symbol_or_mint!r}: use a symbol ({known}) or its mint address")
     return token
 
 
