@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
-from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 
+from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from tests.stack import Stack, Stores
 
 # The seed of every test market; tests that predict failures use the same one.

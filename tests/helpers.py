@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import psycopg
 
@@ -19,23 +20,25 @@ LIFECYCLE = [
 ]
 
 
-async def execute(stub: pb_grpc.OrderServiceStub, token_in: str = "SOL", token_out: str = "USDC",
-                  amount: str = "1", **kw: object) -> str:
+async def execute(
+    stub: pb_grpc.OrderServiceAsyncStub, token_in: str = "SOL", token_out: str = "USDC", amount: str = "1", **kw: Any
+) -> str:
     resp = await stub.ExecuteOrder(
         pb.ExecuteOrderRequest(token_in=token_in, token_out=token_out, amount=amount, **kw), timeout=10
     )
     return resp.order_id
 
 
-async def watch_all(stub: pb_grpc.OrderServiceStub, order_id: str, from_seq: int = 0,
-                    timeout: float = 30) -> list[pb.OrderEvent]:
+async def watch_all(
+    stub: pb_grpc.OrderServiceAsyncStub, order_id: str, from_seq: int = 0, within: float = 30
+) -> list[pb.OrderEvent]:
     """Every event the stream sends until it ends by itself (which it must, after the terminal event)."""
 
     async def collect() -> list[pb.OrderEvent]:
         call = stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id, from_seq=from_seq))
         return [r.event async for r in call]
 
-    return await asyncio.wait_for(collect(), timeout)
+    return await asyncio.wait_for(collect(), within)
 
 
 def statuses(events: list[pb.OrderEvent]) -> list[int]:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import psycopg
+
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 

@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 
 from workers import chain
 from workers.domain import ErrorCode, OrderFailure, OrderStatus, PermanentFailure, TransientFailure
-from workers.market import Pool, execute, format_amount, resolve_token, route_from_json
+from workers.market import (
+    InsufficientLiquidityError,
+    NoRouteError,
+    Pool,
+    execute,
+    format_amount,
+    resolve_token,
+    route_from_json,
+)
 from workers.models import EventDetails, Order, OrderEvent
 from workers.runtime import Engine
 from workers.store import Settlement
@@ -119,7 +127,12 @@ async def _settle(engine: Engine, order: Order) -> None:
         return format_amount(amount, route.token_out)
 
     def decide(pools: dict[str, Pool]) -> Settlement:
-        done = execute(route, pools)
+        try:
+            done = execute(route, pools)
+        except (InsufficientLiquidityError, NoRouteError) as exc:
+            raise PermanentFailure(
+                ErrorCode.SLIPPAGE_EXCEEDED, f"the pools moved so far that the swap can no longer fill: {exc}"
+            ) from exc
         if done.amount_out < min_out:
             raise PermanentFailure(
                 ErrorCode.SLIPPAGE_EXCEEDED,

@@ -39,7 +39,9 @@ BAD_ORDERS = [
 ]
 
 
-@pytest.mark.parametrize(("override", "field", "says"), BAD_ORDERS, ids=[f"{b[1]}={str(b[0])[:30]}" for b in BAD_ORDERS])
+@pytest.mark.parametrize(
+    ("override", "field", "says"), BAD_ORDERS, ids=[f"{b[1]}={str(b[0])[:30]}" for b in BAD_ORDERS]
+)
 async def test_bad_order_is_refused_and_nothing_stored(stub, stack: Stack, override, field, says) -> None:
     before = (count_rows(stack.database_url, "orders"), count_rows(stack.database_url, "order_events"))
     with pytest.raises(grpc.aio.AioRpcError) as err:

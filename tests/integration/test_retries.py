@@ -42,7 +42,7 @@ def predicted_outcome(order_id: str) -> list[str | None]:
 
 def expected_statuses(outcome: list[str | None]) -> list[tuple[int, int]]:
     """(status, attempt) for every event the outcome implies."""
-    events = [(pb.ORDER_STATUS_PENDING, 1)]
+    events: list[tuple[int, int]] = [(pb.ORDER_STATUS_PENDING, 1)]
     for attempt, error in enumerate(outcome, start=1):
         events.append((pb.ORDER_STATUS_ROUTING, attempt))
         if error == "DEX_UNAVAILABLE":
