@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from orderengine.v1 import order_service_pb2 as pb
 
+from orderengine.v1 import order_service_pb2 as pb
 from workers.domain import OrderError, OrderStatus
 from workers.market import VenueQuote, format_amount, resolve_token, route_from_json
 from workers.models import Order, OrderEvent

@@ -7,9 +7,9 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
+
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
-
 from server import convert
 from server.validation import (
     InvalidArgument,

@@ -7,7 +7,6 @@ import uuid
 from decimal import Decimal, InvalidOperation
 
 from orderengine.v1 import order_service_pb2 as pb
-
 from workers.domain import DEFAULT_OWNER, DEFAULT_SLIPPAGE_BPS, MAX_SLIPPAGE_BPS, OrderStatus, OrderType
 from workers.market import Token, UnknownTokenError, resolve_token, to_base_units
 from workers.models import NewOrder
