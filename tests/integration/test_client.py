@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from client import AsyncOrderClient, OrderClient, OrderServiceError, ReconnectPolicy
+from client import AsyncOrderClient, OrderClient, OrderServiceError, ReconnectPolicy, options
 from orderengine.v1 import order_service_pb2 as pb
 from tests.stack import Stack, Stores, free_port
 
@@ -176,6 +176,20 @@ class Serve:
 
 
 @pytest.fixture
+def reconnects(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delays `watch` waited before each reconnect: proof that the stream really broke and resumed."""
+    delays: list[float] = []
+    original = options._Backoff.next_delay
+
+    def counted(self: options._Backoff) -> float:
+        delays.append(original(self))
+        return delays[-1]
+
+    monkeypatch.setattr(options._Backoff, "next_delay", counted)
+    return delays
+
+
+@pytest.fixture
 def serve(slow_stack: Stack) -> Iterator[Serve]:
     s = Serve(slow_stack)
     s.start()
@@ -185,7 +199,7 @@ def serve(slow_stack: Stack) -> Iterator[Serve]:
 
 
 @pytest.mark.fault
-def test_watch_resumes_after_server_restart(serve: Serve) -> None:
+def test_watch_resumes_after_server_restart(serve: Serve, reconnects: list[float]) -> None:
     with OrderClient(serve.target) as c:
         order_id = c.execute("SOL", "USDC", "1")
         seen: list[pb.OrderEvent] = []
@@ -198,10 +212,11 @@ def test_watch_resumes_after_server_restart(serve: Serve) -> None:
         assert [e.seq for e in seen] == [1, 2, 3, 4, 5]  # no gap, no duplicate
         assert [e.status for e in seen] == LIFECYCLE
         assert seen[-1].time.ToMicroseconds() / 1e6 > killed_at  # confirmed after the kill, seen via the new server
+        assert reconnects  # the stream broke and was reopened from seq 1
 
 
 @pytest.mark.fault
-async def test_async_watch_resumes_after_server_restart(serve: Serve) -> None:
+async def test_async_watch_resumes_after_server_restart(serve: Serve, reconnects: list[float]) -> None:
     async with AsyncOrderClient(serve.target) as c:
         order_id = await c.execute("SOL", "USDC", "1")
         seen: list[pb.OrderEvent] = []
@@ -212,3 +227,4 @@ async def test_async_watch_resumes_after_server_restart(serve: Serve) -> None:
                 serve.start()
         assert [e.seq for e in seen] == [1, 2, 3, 4, 5]
         assert [e.status for e in seen] == LIFECYCLE
+        assert reconnects
