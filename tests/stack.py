@@ -18,6 +18,7 @@ import psycopg
 
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from server.orphans import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,7 +131,12 @@ class Stack:
     def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", *args], env=env or self.env, cwd=ROOT, stdout=log, stderr=log
+            [sys.executable, "-m", "server.cli", *args],
+            env=env or self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            preexec_fn=die_with_parent,
         )
         self.processes[name] = proc
         return proc

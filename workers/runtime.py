@@ -91,5 +91,7 @@ async def list_pools(settings: Settings) -> list[str]:
         pair = f"{pool.token_x.symbol}/{pool.token_y.symbol}"
         x_text, y_text = format_amount(x, pool.token_x), format_amount(y, pool.token_y)
         reserves = f"{x_text} {pool.token_x.symbol} + {y_text} {pool.token_y.symbol}"
-        lines.append(f"{pool.id:<28} {pool.dex:<8} {pair:<14} {pool.spot_price(pool.token_x):>18.6f}  {reserves}")
+        lines.append(
+            f"{pool.id:<28} {pool.dex:<8} {pair:<14} {float(pool.spot_price(pool.token_x)):>18.8g}  {reserves}"
+        )
     return lines
