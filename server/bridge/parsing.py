@@ -13,10 +13,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import grpc
-from orderengine.v1 import order_service_pb2 as pb
 
 from client.errors import OrderServiceError
 from client.options import parse_status
+from orderengine.v1 import order_service_pb2 as pb
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_PAGE_SIZE = 500

@@ -106,6 +106,7 @@ async function refreshQuote() {
     if (seq !== state.quoteSeq) return; // a newer request is on its way
     renderQuote($("quote-venues").tBodies[0], $("quote-route"), quote, values.tokenOut);
     box.dataset.state = "ok";
+    box.dataset.amount = values.amount;
     $("quote-age").textContent = new Date().toISOString().slice(11, 19) + " UTC";
     if ($("ticket-error").dataset.source === "quote") showTicketError("");
   } catch (error) {
@@ -149,6 +150,7 @@ function openTimeline(order) {
     onEvent: (event) => {
       timeline.update(event);
       updateLiveCount();
+      refreshOrdersSoon();
       if (event.status === "confirmed" || event.status === "failed") {
         countTerminal(event, timeline);
         refreshOrders();
@@ -169,6 +171,10 @@ function openTimeline(order) {
 }
 
 // ---- blotter --------------------------------------------------------------------------------------------------
+let blotterTimer = null;
+function refreshOrdersSoon() {
+  if (blotterTimer === null) blotterTimer = setTimeout(() => { blotterTimer = null; refreshOrders(); }, 400);
+}
 let ordersInFlight = false;
 async function refreshOrders() {
   if (ordersInFlight) return;

@@ -12,7 +12,8 @@ function routeText(route) {
   const legs = route.legs;
   const sameSides = new Set(legs.map((l) => l.tokenIn)).size === 1 && new Set(legs.map((l) => l.tokenOut)).size === 1;
   if (legs.length > 1 && sameSides) {
-    return "split " + legs.map((l) => `${l.dex} ${amount(l.amountIn, 4)}`).join(" + ");
+    const total = legs.reduce((sum, l) => sum + Number(l.amountIn), 0);
+    return "split " + legs.map((l) => `${l.dex} ${Math.round((100 * Number(l.amountIn)) / total)}%`).join(" / ");
   }
   const hops = [legs[0].tokenIn, ...legs.map((l) => l.tokenOut)].join("→");
   return `${hops} via ${[...new Set(legs.map((l) => l.dex))].join("/")}`;
@@ -30,7 +31,10 @@ function eventDetail(event, order) {
     parts.push(el("span", { class: "muted" }, `min ${amount(event.route.minAmountOut)} · impact ${bps(event.route.priceImpactBps)}`));
   }
   if (event.instructions && event.instructions.length) {
-    parts.push(el("span", { class: "muted" }, event.instructions.join(" › ")));
+    // the swap and SOL wrapping steps say what the transaction does; the full list is in the tooltip
+    const key = event.instructions.filter((name) => /swap|wrap/.test(name));
+    parts.push(el("span", { class: "muted ix", title: event.instructions.join(" › ") },
+      `${event.instructions.length} ix: ${(key.length ? key : event.instructions).join(" › ")}`));
   }
   if (event.status === "submitted" && event.txHash) parts.push(el("span", { class: "sig", title: event.txHash }, `tx ${shortSig(event.txHash)}`));
   if (event.status === "confirmed") {

@@ -1,0 +1,150 @@
+"""The bridge's web page in headless Chromium (Debian's package, driven by Playwright; nothing is downloaded).
+
+Set PAGE_SCREENSHOT=docs/page.png to refresh the README's screenshot from the realistic-latency run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.integration.bridge_harness import BridgeThread
+from tests.stack import Stack, Stores
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+STAGE_TIMEOUT_MS = 30_000
+
+
+def _need_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    message = f"Chromium not found at {CHROMIUM}: install Debian's package (apt-get install -y chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(message)  # CI must run the browser tests, never skip them silently
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    _need_chromium()
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+@pytest.fixture(scope="module")
+def bridge(stack: Stack) -> Iterator[BridgeThread]:
+    b = BridgeThread(stack.grpc_target).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_bridge(stores: Stores) -> Iterator[BridgeThread]:
+    """A bridge on a system with realistic latency: orders take seconds, so the page can watch them move."""
+    slow = Stack.start(stores, MARKET_LATENCY="realistic")
+    b = BridgeThread(slow.grpc_target).start()
+    yield b
+    b.stop()
+    slow.stop()
+
+
+async def open_page(browser: Browser, url: str, errors: list[str]) -> Page:
+    page = await browser.new_page(viewport={"width": 1440, "height": 900})
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await page.goto(url)
+    await page.wait_for_selector('#health[data-state="ok"]', timeout=STAGE_TIMEOUT_MS)
+    return page
+
+
+async def place(page: Page, token_in: str, token_out: str, amount: str) -> str:
+    """Fills the ticket, places the order and returns the id of the timeline card it opened."""
+    before = await page.locator(".timeline").count()
+    await page.select_option("#token-in", token_in)
+    await page.select_option("#token-out", token_out)
+    await page.fill("#amount", amount)
+    await page.click("#place")
+    await page.wait_for_function(f"document.querySelectorAll('.timeline').length > {before}")
+    order_id = await page.locator(".timeline").first.get_attribute("data-order-id")
+    assert order_id
+    return order_id
+
+
+async def test_place_an_order_and_watch_it_confirm(browser: Browser, bridge: BridgeThread) -> None:
+    errors: list[str] = []
+    page = await open_page(browser, bridge.http, errors)
+    assert await page.title() == "Order Engine · Desk"
+    assert await page.locator("#token-in option").all_inner_texts() == ["SOL", "USDC", "USDT", "JUP", "BONK", "RAY"]
+    await page.wait_for_selector("#quote[data-state=ok] #quote-venues tbody tr", timeout=STAGE_TIMEOUT_MS)
+
+    order_id = await place(page, "SOL", "USDC", "1.5")
+    card = page.locator(f'.timeline[data-order-id="{order_id}"]')
+    await card.and_(page.locator('[data-status="confirmed"]')).wait_for(timeout=STAGE_TIMEOUT_MS)
+    assert await card.locator("tr.ev td.seq").all_inner_texts() == ["#1", "#2", "#3", "#4", "#5"]
+    statuses = await card.locator("tr.ev .badge").all_inner_texts()
+    assert [s.lower() for s in statuses] == ["pending", "routing", "building", "submitted", "confirmed"]
+    summary = await card.locator(".summary").inner_text()
+    for label in ("route", "price", "received", "signature"):
+        assert label in summary
+
+    # the blotter (GET /api/orders) lists it once it is final
+    row = page.locator(f'#orders tr[data-order-id="{order_id}"][data-status="confirmed"]')
+    await row.wait_for(timeout=STAGE_TIMEOUT_MS)
+    assert errors == []
+
+
+async def test_bad_amount_is_shown_on_the_field(browser: Browser, bridge: BridgeThread) -> None:
+    errors: list[str] = []
+    page = await open_page(browser, bridge.http, errors)
+    await page.fill("#amount", "abc")
+    await page.click("#place")
+    await page.wait_for_selector("#amount.invalid", timeout=STAGE_TIMEOUT_MS)
+    assert "amount" in await page.locator("#ticket-error").inner_text()
+    assert await page.locator(".timeline").count() == 0
+
+
+async def test_timeline_resumes_with_from_seq_after_the_socket_drops(
+    browser: Browser, slow_bridge: BridgeThread
+) -> None:
+    errors: list[str] = []
+    page = await open_page(browser, slow_bridge.http, errors)
+    socket_urls: list[str] = []
+    page.on("websocket", lambda ws: socket_urls.append(ws.url))
+
+    order_id = await place(page, "SOL", "USDC", "2")
+    card = page.locator(f'.timeline[data-order-id="{order_id}"]')
+    # confirmation takes 2-3 s of slots after submission: drop the socket in that window
+    await card.and_(page.locator('[data-status="submitted"]')).wait_for(timeout=STAGE_TIMEOUT_MS)
+    await page.evaluate(f"window.desk.timelines.get('{order_id}').stream.drop()")
+    await card.and_(page.locator('[data-status="confirmed"]')).wait_for(timeout=STAGE_TIMEOUT_MS)
+
+    assert await card.locator("tr.ev td.seq").all_inner_texts() == ["#1", "#2", "#3", "#4", "#5"]
+    assert socket_urls[0].endswith(f"/ws/orders/{order_id}?fromSeq=0")
+    assert socket_urls[1].endswith(f"/ws/orders/{order_id}?fromSeq=4")
+    assert errors == []
+
+    if target := os.environ.get("PAGE_SCREENSHOT"):
+        more = [("BONK", "JUP", "1000000"), ("USDC", "SOL", "250"), ("SOL", "USDC", "1000")]
+        for token_in, token_out, amount in more:
+            await place(page, token_in, token_out, amount)
+        await page.wait_for_function(
+            "document.querySelectorAll('.timeline[data-status=confirmed]').length >= 3", timeout=STAGE_TIMEOUT_MS
+        )
+        await page.fill("#amount", "10")
+        await page.wait_for_selector('#quote[data-state=ok][data-amount="10"]')
+        await page.screenshot(path=target)
