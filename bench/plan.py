@@ -1,0 +1,65 @@
+"""What a run measures: the default plan (`make bench`, ~10 minutes) and the `--quick` subset (1-2 minutes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "profile")
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """Closed-loop steps of growing concurrency, stopped once throughput stops growing."""
+
+    concurrency: tuple[int, ...]
+    warmup: float
+    duration: float
+    drain: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    workers: tuple[int, ...] = (1, 2, 4)
+    zero_ramp: Ramp = Ramp((8, 32, 128, 384), warmup=2, duration=5, drain=5)
+    # Open-loop rates: fractions of the best measured zero-latency throughput, plus half the 500/s target.
+    zero_fractions: tuple[float, ...] = (0.25, 0.5, 0.8)
+    zero_fixed_rates: tuple[float, ...] = (250,)
+    open_warmup: float = 2
+    open_duration: float = 8
+    realistic_ramp: Ramp = Ramp((300, 600, 1200), warmup=4, duration=8, drain=8)
+    realistic_rates: tuple[float, ...] = (100, 200)
+    realistic_open_warmup: float = 4
+    realistic_open_duration: float = 10
+    # WORKER_THREADS settings compared under realistic latency with one worker process (a knob, not code).
+    thread_counts: tuple[int, ...] = (16, 64)
+    threads_ramp: Ramp = Ramp((600,), warmup=4, duration=8, drain=8)
+    fanout: tuple[tuple[str, int, int], ...] = (("zero", 1_000, 100), ("zero", 10_000, 250), ("realistic", 10_000, 250))
+    bridge_ramp: Ramp = Ramp((16, 64, 256), warmup=2, duration=5, drain=5)
+    bridge_rates: tuple[float, ...] = (100,)
+    bridge_realistic_ramp: Ramp = Ramp((600,), warmup=4, duration=8, drain=8)
+    profile_seconds: float = 10
+    profile_concurrency: int = 128
+    growth: float = 1.05  # a step must beat the best so far by 5% for the ramp to go on
+    notes: list[str] = field(default_factory=list)
+
+
+DEFAULT = Plan()
+
+QUICK = Plan(
+    workers=(1, 2),
+    zero_ramp=Ramp((32, 128), warmup=1, duration=3, drain=5),
+    zero_fractions=(0.5,),
+    zero_fixed_rates=(250,),
+    open_warmup=1,
+    open_duration=4,
+    realistic_ramp=Ramp((500,), warmup=3, duration=5, drain=15),
+    realistic_rates=(200,),
+    realistic_open_warmup=3,
+    realistic_open_duration=5,
+    thread_counts=(),
+    fanout=(("zero", 1_000, 100),),
+    bridge_ramp=Ramp((64,), warmup=1, duration=3, drain=5),
+    bridge_rates=(),
+    bridge_realistic_ramp=Ramp((), warmup=0, duration=0, drain=0),
+    profile_seconds=6,
+)

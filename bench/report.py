@@ -1,0 +1,378 @@
+"""Renders BENCHMARKS.md from the results JSON (`python -m bench --render-only` redoes it without measuring)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGET_ZERO = 500.0
+TARGET_REALISTIC = 200.0
+TARGET_E2E_P99_MS = 100.0
+TARGET_DELIVERY_P99_MS = 10.0
+TARGET_RSS_MIB = 1024.0
+TARGET_WATCHERS = 10_000
+
+
+def _f(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _cpu(c: dict[str, float], key: str) -> str:
+    return _f(c.get(key), 2) if key in c else "-"
+
+
+CPU_KEYS = ("loadgen", "server", "workers", "bridge", "redis", "postgres", "total", "machine")
+
+
+def _cpu_header() -> tuple[str, str]:
+    cols = " | ".join(f"CPU {k}" for k in CPU_KEYS)
+    return cols, " | ".join("---:" for _ in CPU_KEYS)
+
+
+def _load_table(runs: list[dict[str, Any]], first: str, first_of: Any) -> list[str]:
+    cpu_cols, cpu_align = _cpu_header()
+    lines = [
+        f"| {first} | offered/s | confirmed/s | e2e p50 | e2e p90 | e2e p99 | ExecuteOrder p50 | ExecuteOrder p99 "
+        f"| delivery p50 | delivery p99 | failed / errors / unfinished | {cpu_cols} |",
+        f"| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | {cpu_align} |",
+    ]
+    for r in runs:
+        e, x, d, c = r["e2e_ms"], r["execute_ms"], r["delivery_ms"], r["cpu_cores"]
+        lines.append(
+            f"| {first_of(r)} | {_f(r['offered_per_s'])} | **{_f(r['throughput_per_s'])}** | {_f(e['p50'])} | "
+            f"{_f(e['p90'])} | {_f(e['p99'])} | {_f(x['p50'])} | {_f(x['p99'])} | {_f(d['p50'])} | {_f(d['p99'])} | "
+            f"{r['failed']} / {r['errors']} / {r['unfinished']} | " + " | ".join(_cpu(c, k) for k in CPU_KEYS) + " |"
+        )
+    return lines
+
+
+def _mark(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**not met**")
+
+
+def _closest(runs: list[dict[str, Any]], rate: float) -> dict[str, Any] | None:
+    return min(runs, key=lambda r: abs(r["rate"] - rate)) if runs else None
+
+
+def targets(res: dict[str, Any]) -> list[str]:
+    rows: list[tuple[str, str, str, bool | None]] = []
+    zero, real = res.get("zero"), res.get("realistic")
+    if zero:
+        best, w = zero["best_throughput_per_s"], zero["best_workers"]
+        rows.append(
+            (
+                f"`zero`: >= {TARGET_ZERO:.0f} orders/s sustained end to end",
+                f">= {TARGET_ZERO:.0f}/s",
+                f"{best:.1f}/s ({w} worker processes)",
+                best >= TARGET_ZERO,
+            )
+        )
+        half = _closest(zero["open_loop"], TARGET_ZERO / 2)
+        if half:
+            p99 = half["e2e_ms"]["p99"]
+            rows.append(
+                (
+                    f"`zero`: p99 end to end at half that load ({TARGET_ZERO / 2:.0f}/s, open loop)",
+                    f"< {TARGET_E2E_P99_MS:.0f} ms",
+                    f"{_f(p99)} ms at {half['offered_per_s']:.0f}/s offered, {half['throughput_per_s']:.0f}/s "
+                    "confirmed",
+                    p99 is not None
+                    and p99 < TARGET_E2E_P99_MS
+                    and half["throughput_per_s"] >= 0.95 * half["offered_per_s"],
+                )
+            )
+        light = _closest(zero["open_loop"], best / 2)
+        if light:
+            p99 = light["delivery_ms"]["p99"]
+            rows.append(
+                (
+                    "event delivery p99 (commit -> watcher), `zero`, open loop at half the measured peak",
+                    f"< {TARGET_DELIVERY_P99_MS:.0f} ms",
+                    f"{_f(p99)} ms at {light['offered_per_s']:.0f}/s",
+                    p99 is not None and p99 < TARGET_DELIVERY_P99_MS,
+                )
+            )
+    if real:
+        best, w = real["best_throughput_per_s"], real["best_workers"]
+        rows.append(
+            (
+                f"`realistic`: >= {TARGET_REALISTIC:.0f} orders/s",
+                f">= {TARGET_REALISTIC:.0f}/s",
+                f"{best:.1f}/s ({w} worker processes)",
+                best >= TARGET_REALISTIC,
+            )
+        )
+    threads = res.get("threads")
+    if threads and len(threads) >= 2:
+        peaks = {int(t): max(r["throughput_per_s"] for r in steps) for t, steps in threads.items()}
+        lo, hi = min(peaks), max(peaks)
+        gain = peaks[hi] / peaks[lo] if peaks[lo] else 0.0
+        rows.append(
+            (
+                "`realistic`: no worker thread asleep on a mock delay",
+                "throughput independent of WORKER_THREADS",
+                f"{peaks[lo]:.1f}/s with {lo} threads, {peaks[hi]:.1f}/s with {hi} (x{gain:.2f})",
+                gain < 1.3,
+            )
+        )
+    for f in res.get("fanout", []):
+        if f["streams"] >= TARGET_WATCHERS:
+            rss = max(f["server_rss_mib"]["peak_during_events"], f["server_rss_mib"]["hwm"])
+            ok = f["all_delivered"] and rss < TARGET_RSS_MIB
+            rows.append(
+                (
+                    f"{f['streams']:,} concurrent watchers on one server (`{f['latency']}`), every event "
+                    "delivered, RSS",
+                    f"all, < {TARGET_RSS_MIB:.0f} MiB",
+                    f"{f['streams_complete']:,}/{f['streams']:,} streams complete, peak RSS {rss:.0f} MiB, "
+                    f"delivery p99 {_f(f['delivery_ms']['p99'])} ms",
+                    ok,
+                )
+            )
+    lines = ["| target | wanted | measured | |", "| --- | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {_mark(d)} |" for a, b, c, d in rows]
+    return lines
+
+
+def _profile(res: dict[str, Any]) -> list[str]:
+    prof = res.get("profile")
+    if not prof:
+        return ["Not profiled in this run (`--scenarios profile`, needs py-spy in the venv)."]
+    if "skipped" in prof:
+        return [f"Skipped: {prof['skipped']}."]
+    load = prof["load"]
+    lines = [
+        f"py-spy (`record --rate 100 --nonblocking`, on-CPU samples only) on the server and the worker process for "
+        f"{res.get('_profile_seconds', 10)} s, zero latency, 1 worker process, closed loop of "
+        f"{load['concurrency']} clients: {load['throughput_per_s']:.1f} confirmed/s while profiled "
+        f"(CPU: server {_cpu(load['cpu_cores'], 'server')}, worker {_cpu(load['cpu_cores'], 'workers')}, "
+        f"postgres {_cpu(load['cpu_cores'], 'postgres')}, redis {_cpu(load['cpu_cores'], 'redis')} cores). "
+        "Shares are of the process's samples. Self time in `asyncio/events.py:Handle._run` is native code run "
+        "from event-loop callbacks (gRPC's Cython core, which py-spy does not unwind), and `select` is the "
+        "event loop's poll.",
+        "",
+    ]
+    for name in ("server", "worker"):
+        p = prof.get(name) or {}
+        if not p.get("samples"):
+            lines += [f"**{name}**: no samples.", ""]
+            continue
+        engine = [x for x in p["inclusive"] if x["function"].startswith(("workers/", "server/"))]
+        lines += [
+            f"**{name}** ({p['samples']} samples)",
+            "",
+            "| self | function | | inclusive (engine code) | function |",
+            "| ---: | --- | --- | ---: | --- |",
+        ]
+        selfs = p["self"][:12]
+        for i in range(max(len(selfs), len(engine[:12]))):
+            a = selfs[i] if i < len(selfs) else None
+            b = engine[i] if i < len(engine) else None
+            cells = []
+            for x in (a, b):
+                cells += [f"{x['share']:.1%}", f"`{x['function']}`"] if x else ["", ""]
+            lines.append(f"| {cells[0]} | {cells[1]} | | {cells[2]} | {cells[3]} |")
+        pk = ", ".join(f"{x['function']} {x['share']:.0%}" for x in p.get("self_by_package", [])[:8])
+        lines += ["", f"Self time by package: {pk}.", ""]
+    return lines
+
+
+def render(data: dict[str, Any]) -> str:
+    meta, res = data["meta"], data["results"]
+    m, g = meta["machine"], meta["git"]
+    out: list[str] = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench`; `--quick` for a 1-2 minute subset, `--scenarios` to pick "
+        "some, `--render-only` to rebuild this file from `bench/results/latest.json`). Do not edit by hand: the "
+        "figures below and `bench/results/latest.json` come from the same run.",
+        "",
+        "## The run",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| command | `{meta['command']}` ({'quick subset' if meta['quick'] else 'full run'}) |",
+        f"| started | {meta['started']}, took {meta['elapsed_s']:.0f} s |",
+        f"| commit | `{g['commit'][:12]}` {g['subject']}{' (engine code modified)' if g['engine_dirty'] else ''} |",
+        f"| machine | {m['nproc']} cores, {m['cpu_model']}, {m['memory_gib']} GiB, Python {m['python']}, "
+        f"{m['platform']} |",
+        f"| stores | {meta['stores']} Redis (Valkey) and PostgreSQL on the same machine, over Unix sockets |",
+        f"| load average | {', '.join(f'{x:.2f}' for x in m['loadavg_before'])} before, "
+        f"{', '.join(f'{x:.2f}' for x in m.get('loadavg_after', []))} after |",
+        f"| machine busy | {meta.get('machine_busy_cores_avg', '-')} cores on average over the run |",
+        "",
+        f"Everything runs on this one {m['nproc']}-core machine: the load generator (one Python process, grpc.aio), "
+        "the gRPC server, the worker processes, the bridge, Redis and PostgreSQL all share the cores. Each table "
+        "gives every part's CPU over the measurement window in cores (1.00 = one core busy all the time); "
+        "`total` is the sum of the parts, `machine` is everything the machine ran, so `machine - total` is "
+        "other work sharing it.",
+    ]
+    shared = [
+        r["cpu_cores"]["machine"] - r["cpu_cores"]["total"]
+        for r in _all_load_runs(res)
+        if "machine" in r["cpu_cores"] and "total" in r["cpu_cores"]
+    ]
+    if shared:
+        avg = sum(shared) / len(shared)
+        out += [
+            "",
+            f"**Shared machine:** other processes (other engineers' test suites) used {avg:.2f} cores on average "
+            "during the measurement windows of this run, so absolute figures are lower and noisier than on an idle "
+            "machine."
+            if avg > 0.25
+            else f"The machine was otherwise idle ({avg:.2f} cores of other work on average).",
+        ]
+    out += [
+        "",
+        "Definitions: **confirmed/s** counts orders whose watcher received `confirmed` inside the measurement "
+        "window; every order is watched (WatchOrder stream, or a WebSocket for the bridge) from the moment "
+        "ExecuteOrder returns. **e2e** = ExecuteOrder sent -> its watcher has `confirmed`. **delivery** = the event's "
+        "`time` (PostgreSQL `clock_timestamp()` of the committing transition) -> the watcher has it, for events "
+        "committed after the watch started (earlier ones are a replay, not a delivery). Closed loop: C clients, each "
+        "places an order, watches it to the end, places the next. Open loop: Poisson arrivals at a fixed rate, "
+        "whatever the system's backlog. Latencies in ms.",
+        "",
+        "## Targets (issue 6)",
+        "",
+        *targets(res),
+        "",
+    ]
+    for latency in ("zero", "realistic"):
+        r = res.get(latency)
+        if not r:
+            continue
+        title = (
+            "engine cost: venues answer at once, swaps land at once"
+            if latency == "zero"
+            else ("quotes ~200 ms, confirmation 2-2.8 s")
+        )
+        out += [f"## `MARKET_LATENCY={latency}` ({title})", "", "### Throughput by worker processes (closed loop)", ""]
+        peaks = ", ".join(f"{w} -> {v:.1f}/s" for w, v in r["peak_by_workers"].items())
+        out += [f"Peak by worker processes: {peaks}. The ramp stops when a step gains less than 5%.", ""]
+        rows: list[dict[str, Any]] = []
+        for w, steps in r["throughput_by_workers"].items():
+            rows += [{**s, "_w": w} for s in steps]
+        out += _load_table(rows, "workers, clients", lambda s: f"{s['_w']}, {s['concurrency']}")
+        out += ["", f"### Latency at fixed offered loads (open loop, {r['best_workers']} worker processes)", ""]
+        out += _load_table(r["open_loop"], "rate/s", lambda s: f"{s['rate']:g}")
+        out.append("")
+    if res.get("threads"):
+        out += [
+            "## `WORKER_THREADS` (realistic, 1 worker process)",
+            "",
+            "The same worker with more Dramatiq threads: if throughput follows the thread count, the threads are "
+            "waiting (each blocks on its async actor for the whole of the ~200 ms quote).",
+            "",
+        ]
+        rows = []
+        for t, steps in res["threads"].items():
+            rows += [{**s, "_t": t} for s in steps]
+        out += _load_table(rows, "threads, clients", lambda s: f"{s['_t']}, {s['concurrency']}")
+        out.append("")
+    if res.get("fanout"):
+        out += [
+            "## Fan-out: concurrent WatchOrder streams on one server process",
+            "",
+            "Orders are placed with no worker running; all streams are opened and have their `pending` event "
+            "(so the server has subscribed them) before the workers start, so every later event is delivered "
+            "live to every stream of its order. A stream is complete when it saw seq 1, 2, ... up to the final "
+            "event, no gap, no repeat.",
+            "",
+            "| latency | streams | orders | streams complete | events delivered | open all (s) | events run (s) "
+            "| delivery p50 | delivery p99 | delivery max | server RSS before / streams open / peak (MiB) "
+            "| server CPU | workers CPU | loadgen CPU | errors |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |",
+        ]
+        for f in res["fanout"]:
+            d, rss, c = f["delivery_ms"], f["server_rss_mib"], f["cpu_cores_during_events"]
+            out.append(
+                f"| {f['latency']} | {f['streams']:,} | {f['orders']} | {f['streams_complete']:,} | "
+                f"{f['events_delivered']:,} | {f['open_s']} | {f['run_s']} | {_f(d['p50'])} | {_f(d['p99'])} | "
+                f"{_f(d['max'])} | {rss['before_streams']} / {rss['streams_open']} / "
+                f"{max(rss['peak_during_events'], rss['hwm'])} | {_cpu(c, 'server')} | {_cpu(c, 'workers')} | "
+                f"{_cpu(c, 'loadgen')} | {'; '.join(f['errors']) or '-'} |"
+            )
+        out.append("")
+    br = res.get("bridge")
+    if br:
+        out += ["## Through the bridge (HTTP POST + one WebSocket per order)", ""]
+        if "skipped" in br:
+            out += [f"Skipped: {br['skipped']}.", ""]
+        else:
+            out += [
+                "The bridge (`orderengine bridge`) is a gRPC client of the server; timestamps in its messages "
+                "have millisecond precision.",
+                "",
+            ]
+            for key, title in (
+                ("zero", "zero latency, closed loop"),
+                ("zero_open_loop", "zero latency, open loop"),
+                ("realistic", "realistic latency, closed loop"),
+            ):
+                if br.get(key):
+                    out += [f"### {title} ({br['workers'][key.split('_')[0]]} worker processes)", ""]
+                    first = "clients" if key != "zero_open_loop" else "rate/s"
+                    out += _load_table(
+                        br[key], first, lambda s: str(s["concurrency"]) if s["mode"] == "closed" else f"{s['rate']:g}"
+                    )
+                    out.append("")
+    out += ["## Profile", "", *_profile(res), "", "## What limits it", "", *_limits(res), ""]
+    return "\n".join(out)
+
+
+def _all_load_runs(res: dict[str, Any]) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    for latency in ("zero", "realistic"):
+        r = res.get(latency)
+        if r:
+            for steps in r["throughput_by_workers"].values():
+                runs += steps
+            runs += r["open_loop"]
+    for steps in (res.get("threads") or {}).values():
+        runs += steps
+    br = res.get("bridge") or {}
+    for key in ("zero", "zero_open_loop", "realistic"):
+        runs += br.get(key) or []
+    return runs
+
+
+def _limits(res: dict[str, Any]) -> list[str]:
+    """The analysis: figures from this run, reasoning from the profile and the code it points at."""
+    zero, real = res.get("zero"), res.get("realistic")
+    lines: list[str] = []
+    if zero:
+        peaks = zero["peak_by_workers"]
+        best_run = max(
+            (s for steps in zero["throughput_by_workers"].values() for s in steps), key=lambda s: s["throughput_per_s"]
+        )
+        c = best_run["cpu_cores"]
+        lines.append(
+            f"- **`zero`**: peak {zero['best_throughput_per_s']:.0f} orders/s "
+            f"({', '.join(f'{w} workers {v:.0f}/s' for w, v in peaks.items())}). At the peak the parts used: "
+            f"load generator {_cpu(c, 'loadgen')}, server {_cpu(c, 'server')}, workers {_cpu(c, 'workers')}, "
+            f"PostgreSQL {_cpu(c, 'postgres')}, Redis {_cpu(c, 'redis')} cores; the machine ran "
+            f"{_cpu(c, 'machine')} of its cores. Latency grows with clients at a flat throughput (Little's law), "
+            "so the closed loop is queueing, not working, beyond the knee."
+        )
+    if real:
+        lines.append(
+            f"- **`realistic`**: peak {real['best_throughput_per_s']:.0f} orders/s with "
+            f"{real['best_workers']} worker processes. An order spends ~0.2 s quoting and 2-2.8 s waiting to land; "
+            "the landing wait costs no thread (a delayed message), but the quote does: Dramatiq's AsyncIO middleware "
+            "runs the actor's coroutine on the process's event-loop thread and the worker thread that took the "
+            "message blocks on its result (`dramatiq/asyncio.py:EventLoopThread.run_coroutine`) for the whole "
+            "awaited ~200 ms. So one process routes at most WORKER_THREADS / 0.2 s orders per second whatever the CPU "
+            "(16 threads: ~80/s)."
+        )
+    lines += [
+        "- Every transition is a round trip to PostgreSQL from the worker's single event loop, plus a publish to "
+        "Redis; an order costs two Dramatiq messages (advance, then the delayed landing check), each a Lua call on "
+        "Redis to fetch and one to ack, and each `ExecuteOrder` enqueues with the synchronous Redis client through "
+        "`asyncio.to_thread` (`workers/queue.py:OrderQueue.enqueue_async`), a thread hop per order on the server.",
+        "- On two cores the load generator itself (one Python process decoding every event of every order) takes a "
+        "large share; the `loadgen` column shows how much.",
+    ]
+    return lines

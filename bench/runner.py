@@ -1,0 +1,243 @@
+"""Runs the plan's scenarios against freshly started systems and collects their figures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from bench import profiler
+from bench.drivers import BridgeDriver, Driver, GrpcDriver
+from bench.fanout import fan_out
+from bench.launcher import Stores, System
+from bench.load import closed_loop, open_loop
+from bench.plan import Plan, Ramp
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _brief(r: dict[str, Any]) -> str:
+    e2e, cpu = r["e2e_ms"], r["cpu_cores"]
+    load = f"c={r['concurrency']}" if r["mode"] == "closed" else f"rate={r['rate']:g}/s"
+    return (
+        f"{load}: {r['throughput_per_s']:.1f} confirmed/s (offered {r['offered_per_s']:.1f}/s), "
+        f"e2e p50 {e2e['p50']} p99 {e2e['p99']} ms, execute p99 {r['execute_ms']['p99']} ms, "
+        f"delivery p99 {r['delivery_ms']['p99']} ms, failed {r['failed']} errors {r['errors']} "
+        f"unfinished {r['unfinished']}, cpu {cpu.get('total')} of machine {cpu.get('machine')} cores"
+    )
+
+
+def _grpc(target: str) -> Callable[[], Driver]:
+    return lambda: GrpcDriver(target)
+
+
+class Runner:
+    def __init__(self, plan: Plan, stores: Stores, live: list[System]) -> None:
+        self.plan = plan
+        self.stores = stores
+        self.live = live
+
+    @contextlib.asynccontextmanager
+    async def system(self, **kwargs: Any) -> AsyncIterator[System]:
+        system = System.start(self.stores, **kwargs)
+        self.live.append(system)
+        try:
+            yield system
+        finally:
+            self.live.remove(system)
+            system.stop()
+
+    async def ramp(
+        self, make_driver: Callable[[], Driver], system: System, ramp: Ramp, label: str
+    ) -> list[dict[str, Any]]:
+        steps: list[dict[str, Any]] = []
+        best = 0.0
+        driver = make_driver()
+        try:
+            for c in ramp.concurrency:
+                r = await closed_loop(
+                    driver, system.pids, concurrency=c, warmup=ramp.warmup, duration=ramp.duration, drain=ramp.drain
+                )
+                say(f"  {label} {_brief(r)}")
+                steps.append(r)
+                if len(steps) >= 2 and r["throughput_per_s"] < best * self.plan.growth:
+                    break  # no longer growing
+                best = max(best, r["throughput_per_s"])
+                await asyncio.sleep(0.5)
+        finally:
+            await driver.close()
+        return steps
+
+    async def rates(
+        self,
+        make_driver: Callable[[], Driver],
+        system: System,
+        rates: list[float],
+        warmup: float,
+        duration: float,
+        drain: float,
+        label: str,
+    ) -> list[dict[str, Any]]:
+        out = []
+        driver = make_driver()
+        try:
+            for rate in rates:
+                r = await open_loop(driver, system.pids, rate=rate, warmup=warmup, duration=duration, drain=drain)
+                say(f"  {label} {_brief(r)}")
+                out.append(r)
+                await asyncio.sleep(0.5)
+        finally:
+            await driver.close()
+        return out
+
+    async def latency_profile(self, latency: str) -> dict[str, Any]:
+        """Throughput ramps with 1, 2, 4... worker processes, then open-loop latency with the best of them."""
+        p = self.plan
+        ramp = p.zero_ramp if latency == "zero" else p.realistic_ramp
+        by_workers: dict[str, list[dict[str, Any]]] = {}
+        for w in p.workers:
+            say(f"{latency}: throughput with {w} worker process(es)")
+            async with self.system(latency=latency, workers=w) as s:
+                by_workers[str(w)] = await self.ramp(_grpc(s.grpc_target), s, ramp, f"w={w}")
+        peak = {w: max(r["throughput_per_s"] for r in steps) for w, steps in by_workers.items()}
+        best_w = int(max(peak, key=lambda w: peak[w]))
+        best = peak[str(best_w)]
+        if latency == "zero":
+            rates = sorted({round(best * f) for f in p.zero_fractions} | {round(r) for r in p.zero_fixed_rates})
+            warmup, duration, drain = p.open_warmup, p.open_duration, 10.0
+        else:
+            rates = sorted({round(r) for r in p.realistic_rates})
+            warmup, duration, drain = p.realistic_open_warmup, p.realistic_open_duration, 10.0
+        rates = [r for r in rates if r > 0]
+        say(f"{latency}: open-loop latency with {best_w} worker process(es) at {rates} orders/s")
+        async with self.system(latency=latency, workers=best_w) as s:
+            open_runs = await self.rates(
+                _grpc(s.grpc_target), s, [float(r) for r in rates], warmup, duration, drain, f"w={best_w}"
+            )
+        return {
+            "throughput_by_workers": by_workers,
+            "peak_by_workers": peak,
+            "best_workers": best_w,
+            "best_throughput_per_s": best,
+            "open_loop": open_runs,
+        }
+
+    async def threads(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for t in self.plan.thread_counts:
+            say(f"realistic: one worker process with WORKER_THREADS={t}")
+            async with self.system(latency="realistic", workers=1, threads=t) as s:
+                out[str(t)] = await self.ramp(_grpc(s.grpc_target), s, self.plan.threads_ramp, f"threads={t}")
+        return out
+
+    async def fanout(self, workers: int) -> list[dict[str, Any]]:
+        out = []
+        for latency, streams, orders in self.plan.fanout:
+            say(f"fan-out: {streams} WatchOrder streams over {orders} orders ({latency})")
+            async with self.system(latency=latency, workers=workers, start_workers=False) as s:
+                r = await fan_out(s, streams=streams, orders=orders, workers=workers)
+            r["latency"] = latency
+            say(
+                f"  all delivered: {r['all_delivered']} ({r['streams_complete']}/{streams} streams, "
+                f"{r['events_delivered']} events), open {r['open_s']} s, run {r['run_s']} s, "
+                f"delivery p50 {r['delivery_ms']['p50']} p99 {r['delivery_ms']['p99']} ms, "
+                f"server RSS {r['server_rss_mib']}, cpu {r['cpu_cores_during_events']}"
+            )
+            out.append(r)
+        return out
+
+    async def bridge(self, zero_workers: int, realistic_workers: int) -> dict[str, Any]:
+        p = self.plan
+        out: dict[str, Any] = {}
+        say(f"bridge (HTTP + WebSocket), zero latency, {zero_workers} worker process(es)")
+        async with self.system(latency="zero", workers=zero_workers, bridge=True) as s:
+            assert s.http_port is not None
+            port = s.http_port
+            out["zero"] = await self.ramp(lambda: BridgeDriver(port), s, p.bridge_ramp, "bridge")
+            if p.bridge_rates:
+                out["zero_open_loop"] = await self.rates(
+                    lambda: BridgeDriver(port), s, list(p.bridge_rates), p.open_warmup, p.open_duration, 10, "bridge"
+                )
+        if p.bridge_realistic_ramp.concurrency:
+            say(f"bridge (HTTP + WebSocket), realistic latency, {realistic_workers} worker process(es)")
+            async with self.system(latency="realistic", workers=realistic_workers, bridge=True) as s:
+                assert s.http_port is not None
+                rport = s.http_port
+                out["realistic"] = await self.ramp(
+                    lambda: BridgeDriver(rport, connections=256), s, p.bridge_realistic_ramp, "bridge"
+                )
+        out["workers"] = {"zero": zero_workers, "realistic": realistic_workers}
+        return out
+
+    async def profile(self, workers: int, out_dir: Path) -> dict[str, Any]:
+        p = self.plan
+        if profiler.py_spy() is None:
+            say("profile: py-spy is not installed (.venv/bin/pip install py-spy); skipped")
+            return {"skipped": "py-spy not installed"}
+        say(f"profile: py-spy on the server and {workers} worker process(es), zero latency, c={p.profile_concurrency}")
+        async with self.system(latency="zero", workers=workers) as s:
+            driver = GrpcDriver(s.grpc_target)
+            try:
+                load = asyncio.create_task(
+                    closed_loop(
+                        driver,
+                        s.pids,
+                        concurrency=p.profile_concurrency,
+                        warmup=2,
+                        duration=p.profile_seconds + 1,
+                        drain=5,
+                    )
+                )
+                await asyncio.sleep(2)
+                targets = {"server": s.procs["server"].pid, "worker": s.procs["worker-1"].pid}
+                spies = {
+                    name: (profiler.start(pid, p.profile_seconds, out_dir / f"{name}.txt"), out_dir / f"{name}.txt")
+                    for name, pid in targets.items()
+                }
+                r = await load
+                for proc, _ in spies.values():
+                    if proc is not None:
+                        await asyncio.to_thread(proc.wait, 30)
+            finally:
+                await driver.close()
+        say(f"  under profiling: {_brief(r)}")
+        result: dict[str, Any] = {"workers": workers, "load": r}
+        for name, (_, path) in spies.items():
+            result[name] = profiler.summarize(path)
+            top = ", ".join(f"{x['function']} {x['share']:.0%}" for x in result[name]["self"][:5])
+            say(f"  {name} top self: {top}")
+        return result
+
+
+async def run(plan: Plan, scenarios: set[str], stores: Stores, live: list[System], tmp: Path) -> dict[str, Any]:
+    runner = Runner(plan, stores, live)
+    results: dict[str, Any] = {}
+    started = time.monotonic()
+    zero_w = realistic_w = max(plan.workers)
+    if "zero" in scenarios:
+        results["zero"] = await runner.latency_profile("zero")
+        zero_w = results["zero"]["best_workers"]
+    if "realistic" in scenarios:
+        results["realistic"] = await runner.latency_profile("realistic")
+        realistic_w = results["realistic"]["best_workers"]
+    if "threads" in scenarios and plan.thread_counts:
+        results["threads"] = await runner.threads()
+    if "fanout" in scenarios:
+        results["fanout"] = await runner.fanout(workers=zero_w)
+    if "bridge" in scenarios:
+        try:
+            import server.bridge  # noqa: F401
+        except ImportError as exc:
+            results["bridge"] = {"skipped": f"server.bridge is not importable: {exc}"}
+        else:
+            results["bridge"] = await runner.bridge(zero_w, realistic_w)
+    if "profile" in scenarios:
+        results["profile"] = await runner.profile(1, tmp)
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    return results
