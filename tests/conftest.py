@@ -53,3 +53,14 @@ def stub(channel: grpc.aio.Channel) -> pb_grpc.OrderServiceStub:
 async def flaky_stub(flaky_stack: Stack) -> AsyncIterator[pb_grpc.OrderServiceStub]:
     async with grpc.aio.insecure_channel(flaky_stack.grpc_target) as ch:
         yield pb_grpc.OrderServiceStub(ch)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Prints what the fault-injection tests measured; RELIABILITY.md quotes the latest run."""
+    from tests.fault.tools import FIGURES
+
+    if not FIGURES:
+        return
+    terminalreporter.section("reliability figures (RELIABILITY.md)")
+    for fault, figures in FIGURES.items():
+        terminalreporter.line(f"{fault}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))

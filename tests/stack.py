@@ -18,6 +18,7 @@ import psycopg
 
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.orphans import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,26 +36,28 @@ class Stores:
 
     redis_base: str
     postgres_admin: str
+    redis_server: EmbeddedRedis | None = None
+    postgres_server: EmbeddedPostgres | None = None
     _embedded: list[object] = field(default_factory=list)
     _databases: list[str] = field(default_factory=list)
     _next_redis_db: int = 1
 
     @classmethod
-    def start(cls) -> Stores:
-        from server.embedded import EmbeddedPostgres, EmbeddedRedis
-
-        redis_url, pg_url = os.environ.get("TEST_REDIS_URL"), os.environ.get("TEST_DATABASE_URL")
-        embedded: list[object] = []
+    def start(cls, *, embedded_only: bool = False) -> Stores:
+        """Embedded servers unless TEST_REDIS_URL / TEST_DATABASE_URL are set (`embedded_only`: always, for tests
+        that stop and restart the servers)."""
+        redis_url = None if embedded_only else os.environ.get("TEST_REDIS_URL")
+        pg_url = None if embedded_only else os.environ.get("TEST_DATABASE_URL")
         tmp = Path(tempfile.mkdtemp(prefix="oe-test-"))
+        r = p = None
         if not redis_url:
             r = EmbeddedRedis(tmp / "redis", persist=False)
             redis_url = r.start()
-            embedded.append(r)
         if not pg_url:
             p = EmbeddedPostgres(tmp / "pg")
             pg_url = p.start()
-            embedded.append(p)
-        return cls(redis_base=redis_url, postgres_admin=pg_url, _embedded=embedded)
+        embedded: list[object] = [s for s in (r, p) if s is not None]
+        return cls(redis_base=redis_url, postgres_admin=pg_url, redis_server=r, postgres_server=p, _embedded=embedded)
 
     def new_database(self) -> str:
         """A fresh database, so tests never see anyone's data (also on a TEST_DATABASE_URL server)."""

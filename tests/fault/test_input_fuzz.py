@@ -1,0 +1,75 @@
+"""Fault 6: fuzzed ExecuteOrder input. Only OK or INVALID_ARGUMENT come back, nothing is stored for a rejected
+request, and the service stays healthy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orderengine.v1 import order_service_pb2 as pb
+from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from tests.fault.tools import FIGURES
+from tests.helpers import count_rows
+from tests.stack import Stack
+
+TOKENS = ["SOL", "USDC", "usdt", "JUP", "So11111111111111111111111111111111111111112", "BONK"]
+amounts = st.one_of(
+    st.text(max_size=40),
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.floats().map(str),
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.sampled_from(["1", "0.5", "1e9", "-0", "0x10", "1_000", " 2 ", "١٢", "1.0000000000000000001"]),
+)
+tokens = st.one_of(st.sampled_from(TOKENS), st.text(max_size=60))
+requests = st.builds(
+    pb.ExecuteOrderRequest,
+    token_in=tokens,
+    token_out=tokens,
+    amount=amounts,
+    slippage_bps=st.integers(min_value=0, max_value=2**32 - 1),
+    idempotency_key=st.text(max_size=200),
+    order_type=st.integers(min_value=0, max_value=9),
+)
+
+RESULTS: dict[str, int] = {"ok": 0, "invalid": 0}
+
+
+@pytest.fixture(scope="module")
+def sync_stub(stack: Stack) -> Iterator[pb_grpc.OrderServiceStub]:
+    with grpc.insecure_channel(stack.grpc_target) as ch:
+        yield pb_grpc.OrderServiceStub(ch)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(req=requests)
+def test_fuzzed_execute_order(sync_stub: pb_grpc.OrderServiceStub, stack: Stack, req: pb.ExecuteOrderRequest) -> None:
+    before = count_rows(stack.database_url, "orders")
+    try:
+        resp = sync_stub.ExecuteOrder(req, timeout=10)
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (exc.code(), exc.details(), req)
+        field = (exc.details() or "").split(":", 1)[0]
+        assert field in {"token_in", "token_out", "amount", "slippage_bps", "idempotency_key", "order_type"}
+        assert count_rows(stack.database_url, "orders") == before
+        RESULTS["invalid"] += 1
+    else:
+        assert resp.order_id
+        RESULTS["ok"] += 1
+
+
+def test_service_healthy_after_fuzzing(stack: Stack) -> None:
+    with grpc.insecure_channel(stack.grpc_target) as ch:
+        status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    assert status.status == health_pb2.HealthCheckResponse.SERVING
+    FIGURES["fuzzed ExecuteOrder input"] = {
+        "requests": RESULTS["ok"] + RESULTS["invalid"],
+        "accepted": RESULTS["ok"],
+        "refused INVALID_ARGUMENT": RESULTS["invalid"],
+        "other status codes": 0,
+        "stored for refused input": 0,
+    }
