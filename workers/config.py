@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     market_latency: Literal["zero", "realistic"] = "realistic"
     market_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     market_seed: int = 42
+    # Under `realistic` latency, a small seeded swap on one pool this often keeps an idle market alive; 0 = off.
+    market_drift_seconds: float = Field(default=5.0, ge=0.0)
 
     retry_max_attempts: int = Field(default=3, ge=1)
     retry_min_backoff_ms: int = Field(default=1000, ge=0)

@@ -11,6 +11,7 @@ import dramatiq
 from workers.broker import build_broker
 from workers.config import Settings
 from workers.middleware import EngineLifecycle, OrderAttempts, Reconciler
+from workers.middleware.market_drift import MarketDrift
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,11 @@ def setup_broker(settings: Settings) -> dramatiq.Broker:
             Reconciler(
                 idle_seconds=settings.reconcile_idle_seconds,
                 interval_seconds=settings.reconcile_interval_seconds,
+            ),
+            *(
+                [MarketDrift(interval_seconds=settings.market_drift_seconds, seed=settings.market_seed)]
+                if settings.market_latency == "realistic" and settings.market_drift_seconds > 0
+                else []
             ),
         ],
     )
