@@ -51,9 +51,6 @@ _NO_DETAILS = EventDetails()
 # The advisory lock that one market drift at a time holds (any constant not used elsewhere).
 DRIFT_LOCK_KEY = 0x0D21F7
 
-# The advisory lock that one market drift at a time holds (any constant not used elsewhere).
-DRIFT_LOCK_KEY = 0x0D21F7
-
 _ORDER_COLUMNS = (
     "id, owner_id, order_type, token_in, token_out, amount_in, slippage_bps, status, attempt, last_seq, "
     "created_at, updated_at, idempotency_key, dex, route, tx_signature, executed_price, amount_out, error"
@@ -449,7 +446,7 @@ class OrderStore:
         pool_id: str,
         apply: Callable[[Pool, float], Pool],
         *,
-        quiet_seconds: float = 0.0,
+        unchanged_since: datetime | None = None,
         lock_key: int = DRIFT_LOCK_KEY,
     ) -> Pool | None:
         """Moves one pool as an outside trader would, in one transaction; the new state, or None if skipped.
@@ -457,43 +454,7 @@ class OrderStore:
         `apply(pool, idle_seconds)` gets the pool as locked now (FOR UPDATE) and how long since it last changed,
         and returns its next state, written with version + 1. Skipped, changing nothing, when another process
         holds the drift lock (`pg_try_advisory_xact_lock`, so drifters never queue behind each other) or when
-        the pool changed less than `quiet_seconds` ago (a drift or a settlement already moved it this interval:
-        with every worker picking the same pool for an interval, that is what makes the drift happen once).
-        """
-        async with self._conn() as conn, conn.transaction():
-            cur = await conn.execute("SELECT true OR pg_try_advisory_xact_lock(%s)", (lock_key,))
-            got = await cur.fetchone()
-            if got is None or not got[0]:
-                return None
-            cur = await conn.execute(
-                "SELECT state, EXTRACT(EPOCH FROM clock_timestamp() - updated_at)::float8 FROM pools "
-                "WHERE id = %s FOR UPDATE",
-                (pool_id,),
-            )
-            row = await cur.fetchone()
-            if row is None or row[1] < quiet_seconds:
-                return None
-            after = apply(pool_from_json(row[0]), float(row[1]))
-            await conn.execute(
-                "UPDATE pools SET state = %s, version = version + 1, updated_at = clock_timestamp() WHERE id = %s",
-                (Jsonb(after.to_json()), pool_id),
-            )
-            return after
-
-    async def drift_pool(
-        self,
-        pool_id: str,
-        apply: Callable[[Pool, float], Pool],
-        *,
-        quiet_seconds: float = 0.0,
-        lock_key: int = DRIFT_LOCK_KEY,
-    ) -> Pool | None:
-        """Moves one pool as an outside trader would, in one transaction; the new state, or None if skipped.
-
-        `apply(pool, idle_seconds)` gets the pool as locked now (FOR UPDATE) and how long since it last changed,
-        and returns its next state, written with version + 1. Skipped, changing nothing, when another process
-        holds the drift lock (`pg_try_advisory_xact_lock`, so drifters never queue behind each other) or when
-        the pool changed less than `quiet_seconds` ago (a drift or a settlement already moved it this interval:
+        the pool changed at or after `unchanged_since` (a drift or a settlement already moved it this interval:
         with every worker picking the same pool for an interval, that is what makes the drift happen once).
         """
         async with self._conn() as conn, conn.transaction():
@@ -502,12 +463,12 @@ class OrderStore:
             if got is None or not got[0]:
                 return None
             cur = await conn.execute(
-                "SELECT state, EXTRACT(EPOCH FROM clock_timestamp() - updated_at)::float8 FROM pools "
-                "WHERE id = %s FOR UPDATE",
-                (pool_id,),
+                "SELECT state, EXTRACT(EPOCH FROM clock_timestamp() - updated_at)::float8, "
+                "updated_at >= %s IS TRUE FROM pools WHERE id = %s FOR UPDATE",
+                (unchanged_since, pool_id),
             )
             row = await cur.fetchone()
-            if row is None or row[1] < quiet_seconds:
+            if row is None or row[2]:
                 return None
             after = apply(pool_from_json(row[0]), float(row[1]))
             await conn.execute(

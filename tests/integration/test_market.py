@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -345,9 +346,13 @@ async def test_drift_store_guard_applies_once(stores: Stores) -> None:
             with psycopg.connect(url) as conn:
                 return {r[0]: r[1] for r in conn.execute("SELECT id, version FROM pools")}
 
-        # Five workers drifting the same interval at once: one applies, the rest skip.
+        # Five workers drifting the same interval (it began a second ago) at once: one applies, the rest skip.
+        start = datetime.now(UTC) - timedelta(seconds=1)
         results = await asyncio.gather(
-            *(store.drift_pool(pool_id, lambda p, idle: drifted(p, plan, idle), quiet_seconds=60) for _ in range(5))
+            *(
+                store.drift_pool(pool_id, lambda p, idle: drifted(p, plan, idle), unchanged_since=start)
+                for _ in range(5)
+            )
         )
         applied = [r for r in results if r is not None]
         assert len(applied) == 1
@@ -358,8 +363,8 @@ async def test_drift_store_guard_applies_once(stores: Stores) -> None:
         move_bps = (1 - moved.spot_price(SOL) / genesis.spot_price(SOL)) * 10_000
         assert 3 <= move_bps <= 10  # a few bps, SOL cheaper (SOL was sold)
 
-        # Later in the same interval (the pool changed under `quiet_seconds` ago): nothing.
-        assert await store.drift_pool(pool_id, lambda p, idle: drifted(p, plan, idle), quiet_seconds=60) is None
+        # Later in the same interval (the pool changed since it began): nothing.
+        assert await store.drift_pool(pool_id, lambda p, idle: drifted(p, plan, idle), unchanged_since=start) is None
         # While another process holds the drift lock: nothing either.
         with psycopg.connect(url, autocommit=True) as holder:
             holder.execute("SELECT pg_advisory_lock(%s)", (DRIFT_LOCK_KEY,))
@@ -388,7 +393,6 @@ async def test_idle_market_drifts_once_per_interval_across_workers(stores: Store
     )
     try:
         s.spawn("worker2", "worker")
-        s.spawn("worker3", "worker")
 
         def total_versions() -> int:
             with psycopg.connect(s.database_url) as conn:
@@ -400,18 +404,19 @@ async def test_idle_market_drifts_once_per_interval_across_workers(stores: Store
             path = s.logs / f"{name}.log"
             return path.exists() and "worker ready" in path.read_text(errors="replace")
 
-        # Drift is a clock, not an event: once all three workers run (their logs say so; nothing to await),
+        # Drift is a clock, not an event: once both workers run (their logs say so; nothing to await),
         # observe it over a window of whole intervals. No orders are placed, so every pool version is a drift.
         deadline = time.monotonic() + 20
-        while not all(booted(name) for name in ("worker", "worker2", "worker3")) or total_versions() == 0:
-            assert time.monotonic() < deadline, s.log_tail("worker3")
+        while not all(booted(name) for name in ("worker", "worker2")) or total_versions() == 0:
+            assert time.monotonic() < deadline, s.log_tail("worker2")
             await asyncio.sleep(DRIFT_SECONDS / 2)
         start_version, start = total_versions(), time.time()
         await asyncio.sleep(12 * DRIFT_SECONDS)
         drifts, end = total_versions() - start_version, time.time()
         intervals = int(end // DRIFT_SECONDS) - int(start // DRIFT_SECONDS)
-        # Three workers wake every interval; without the guard this would be about three times `intervals`.
-        assert intervals - 3 <= drifts <= intervals + 1, (drifts, intervals)
+        # Both workers wake every interval; without the guard this would be about twice `intervals`.
+        # The lower bound is loose: a starved event loop may miss an interval; it can never add one.
+        assert intervals // 3 <= drifts <= intervals + 1, (drifts, intervals)
         moved = pool_states(s.database_url)
         assert sum(moved[p.id] != p.to_json() for p in genesis_pools(GENESIS_SEED)) >= 2
     finally:

@@ -9,7 +9,8 @@ Parameters:
 Intervals are numbered from the Unix epoch (`floor(time / interval)`) and every worker process wakes at the start
 of each one, so all of them pick the same pool, direction and size for it. `OrderStore.drift_pool` then lets only
 one of them apply it: it takes a transaction-scoped advisory lock (a worker that finds it taken skips) and skips a
-pool that changed within the last half interval (the drift of this interval, or a settlement, already moved it).
+pool that changed since the interval began (the drift of this interval, or a settlement, already moved it). The
+interval's start is a timestamp, not a delay, so a worker that wakes late (a busy event loop) cannot drift twice.
 Crossing the pool's row lock, a drift serialises with settlements like any other trade.
 
 A drift is a swap of the pool's own math (`pool.swap`), so it keeps every invariant a trade keeps; on a Meteora
@@ -26,6 +27,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -129,7 +131,7 @@ class MarketDrift(dramatiq.Middleware):
         after = await store.drift_pool(
             plan.pool_id,
             lambda pool, idle: drifted(pool, plan, idle),
-            quiet_seconds=self.interval_seconds / 2,
+            unchanged_since=datetime.fromtimestamp(interval * self.interval_seconds, UTC),
         )
         if after is not None:
             log.debug("market drift %d: %s moved (%s)", interval, plan.pool_id, "sell x" if plan.sell_x else "sell y")
