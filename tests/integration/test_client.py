@@ -96,8 +96,9 @@ def test_errors_carry_status_and_field(client: OrderClient) -> None:
     assert malformed.value.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_every_unary_call_has_a_deadline(stack: Stack) -> None:
-    with OrderClient(stack.grpc_target, deadline=1e-6) as hurried:
+def test_every_unary_call_has_a_deadline(slow_stack: Stack) -> None:
+    # Under realistic latency a quote asks both venues (about 200 ms): a 50 ms deadline cannot be met.
+    with OrderClient(slow_stack.grpc_target, deadline=0.05) as hurried:
         with pytest.raises(OrderServiceError) as late:
             hurried.quote("SOL", "USDC", "1")
         assert late.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
