@@ -44,11 +44,21 @@ class EmbeddedRedis:
             self._server.stop()
             self._server = None
 
-    def restart_empty(self) -> None:
-        """Kills the server and starts it again with no data: a Redis that lost everything (fault tests)."""
-        assert self._server is not None and not self.persist
+    def kill(self) -> None:
+        """SIGKILLs the server, keeping the handle to start it again (fault tests)."""
+        assert self._server is not None
         self._server.terminate()
+
+    def revive(self) -> None:
+        """Starts a killed server again on the same socket; without persistence it comes back empty."""
+        assert self._server is not None
         self._server.start()
+
+    def restart_empty(self) -> None:
+        """A Redis that lost everything: killed and started again with no data (fault tests)."""
+        assert not self.persist
+        self.kill()
+        self.revive()
 
     @property
     def pid(self) -> int | None:

@@ -17,23 +17,25 @@ from tests.fault.tools import FIGURES
 from tests.helpers import count_rows
 from tests.stack import Stack
 
-TOKENS = ["SOL", "USDC", "usdt", "JUP", "So11111111111111111111111111111111111111112", "BONK"]
-amounts = st.one_of(
+TOKENS = ["SOL", "USDC", "usdt", "JUP", "So11111111111111111111111111111111111111112", "BONK", "wsol"]
+junk_amounts = st.one_of(
     st.text(max_size=40),
     st.decimals(allow_nan=True, allow_infinity=True).map(str),
     st.floats().map(str),
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
-    st.sampled_from(["1", "0.5", "1e9", "-0", "0x10", "1_000", " 2 ", "١٢", "1.0000000000000000001"]),
+    st.sampled_from(["1e9", "-0", "0x10", "1_000", " 2 ", "١٢", "1.0000000000000000001", "", "."]),
 )
-tokens = st.one_of(st.sampled_from(TOKENS), st.text(max_size=60))
+plausible_amounts = st.decimals(min_value=0, max_value=10_000, places=4).map(str)
+# Keys are either absent, unique (so accepted requests never collide), or too long.
+keys = st.one_of(st.just(""), st.uuids().map(str), st.text(min_size=129, max_size=200))
 requests = st.builds(
     pb.ExecuteOrderRequest,
-    token_in=tokens,
-    token_out=tokens,
-    amount=amounts,
-    slippage_bps=st.integers(min_value=0, max_value=2**32 - 1),
-    idempotency_key=st.text(max_size=200),
-    order_type=st.integers(min_value=0, max_value=9),
+    token_in=st.one_of(st.sampled_from(TOKENS), st.text(max_size=60)),
+    token_out=st.one_of(st.sampled_from(TOKENS), st.text(max_size=60)),
+    amount=st.one_of(plausible_amounts, junk_amounts),
+    slippage_bps=st.one_of(st.integers(min_value=0, max_value=6000), st.integers(min_value=0, max_value=2**32 - 1)),
+    idempotency_key=keys,
+    order_type=st.one_of(st.sampled_from([0, 1]), st.integers(min_value=0, max_value=9)),
 )
 
 RESULTS: dict[str, int] = {"ok": 0, "invalid": 0}

@@ -17,6 +17,7 @@ from tests.fault.tools import (
     assert_each_event_once,
     assert_nothing_lost,
     check_ledger,
+    execute_when_available,
     non_final,
     place_orders,
     start_fault_stack,
@@ -59,7 +60,7 @@ async def test_postgres_down_for_ten_seconds(fault_stores: Stores) -> None:
             up_at = time.monotonic()
 
             # The same processes serve again, without a restart: the first order after the outage confirms.
-            after = await _execute_when_available(stub, within=30)
+            after = await execute_when_available(stub, within=30)
             first_ok_s = time.monotonic() - up_at
 
         watched = await watch_many(stack.grpc_target, [*order_ids, after], within=90)
@@ -81,16 +82,3 @@ async def test_postgres_down_for_ten_seconds(fault_stores: Stores) -> None:
         if pg is not None:
             pg.resume()
         stack.stop()
-
-
-async def _execute_when_available(stub: pb_grpc.OrderServiceAsyncStub, within: float) -> str:
-    """What a client does after an outage: retry UNAVAILABLE with a short backoff until accepted."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            req = pb.ExecuteOrderRequest(token_in="SOL", token_out="USDC", amount="1")
-            return (await stub.ExecuteOrder(req, wait_for_ready=True, timeout=10)).order_id
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)

@@ -187,3 +187,16 @@ def assert_each_event_once(watched: list[Watched]) -> None:
         seqs = [e.seq for e in w.events]
         assert seqs == list(range(1, len(seqs) + 1)), (w.order_id, seqs)
         assert w.events[-1].status in (pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_FAILED)
+
+
+async def execute_when_available(stub: pb_grpc.OrderServiceAsyncStub, within: float) -> str:
+    """What a client does after an outage: retry UNAVAILABLE with a short backoff until accepted."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            req = pb.ExecuteOrderRequest(token_in="SOL", token_out="USDC", amount="1")
+            return (await stub.ExecuteOrder(req, wait_for_ready=True, timeout=10)).order_id
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
