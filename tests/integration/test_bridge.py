@@ -17,7 +17,8 @@ from client.async_client import AsyncOrderClient
 from client.json_format import event_json
 from server.bridge import serve_bridge
 from tests.integration.bridge_harness import BridgeThread, ahttp, http, post_json
-from tests.stack import Stack
+from tests.integration.serve_process import Serve
+from tests.stack import Stack, Stores, free_port
 from workers.config import Settings
 
 LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
@@ -318,3 +319,48 @@ async def test_serve_bridge_runs_until_cancelled(stack: Stack) -> None:
                 await task
     with pytest.raises(OSError):
         await ahttp("GET", f"http://127.0.0.1:{port}/health")
+
+
+# -- the gRPC service restarts under an open socket --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slow_stack(stores: Stores) -> Iterator[Stack]:
+    """Realistic latency: confirmation takes 2-3 s after submission, time enough to restart a server."""
+    s = Stack.start(stores, MARKET_LATENCY="realistic")
+    yield s
+    s.stop()
+
+
+@pytest.mark.fault
+async def test_socket_survives_a_grpc_server_restart(slow_stack: Stack) -> None:
+    serve = Serve(slow_stack)
+    serve.start()
+    await asyncio.to_thread(slow_stack.wait_serving, serve.target)
+    b = BridgeThread(serve.target).start()
+    try:
+        order_id = await asyncio.to_thread(place, b)
+        messages: list[dict[str, Any]] = []
+        async with websockets.connect(f"{b.ws}/ws/orders/{order_id}") as ws:
+            async with asyncio.timeout(WS_TIMEOUT):
+                async for raw in ws:
+                    messages.append(json.loads(raw))
+                    if messages[-1]["status"] == "submitted":
+                        await asyncio.to_thread(serve.kill)
+                        serve.start()
+            assert ws.close_code == 1000
+        assert [m["seq"] for m in messages] == [1, 2, 3, 4, 5]  # the bridge resumed its watch: no gap, no repeat
+        assert [m["status"] for m in messages] == LIFECYCLE
+    finally:
+        b.stop()
+        serve.stop()
+
+
+async def test_socket_closes_1013_when_the_service_stays_down() -> None:
+    b = BridgeThread(f"127.0.0.1:{free_port()}").start()
+    try:
+        messages, code, reason = await watch_ws(b, f"/ws/orders/{uuid.uuid4()}")
+        assert messages == [] and code == 1013
+        assert reason is not None and "unavailable" in reason
+    finally:
+        b.stop()

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
 
 from client import AsyncOrderClient, OrderClient, OrderServiceError, ReconnectPolicy, options
 from orderengine.v1 import order_service_pb2 as pb
+from tests.integration.serve_process import Serve
 from tests.stack import Stack, Stores, free_port
 
 LIFECYCLE = [
@@ -25,7 +21,6 @@ LIFECYCLE = [
     pb.ORDER_STATUS_SUBMITTED,
     pb.ORDER_STATUS_CONFIRMED,
 ]
-ORDERENGINE = str(Path(sys.executable).with_name("orderengine"))
 
 
 @pytest.fixture(scope="module")
@@ -144,36 +139,6 @@ def slow_stack(stores: Stores) -> Iterator[Stack]:
     s = Stack.start(stores, MARKET_LATENCY="realistic")
     yield s
     s.stop()
-
-
-class Serve:
-    """A second `orderengine serve` on a port of its own, killed and restarted by the test."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.port = free_port()
-        self.target = f"127.0.0.1:{self.port}"
-        self.env = {**stack.env, "GRPC_PORT": str(self.port)}
-        self.log = stack.logs / f"serve-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([ORDERENGINE, "serve"], env=self.env, stdout=log, stderr=log)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
