@@ -10,13 +10,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
-from orderengine.v1 import order_service_pb2 as pb
 
 from client.display import LiveProgress, Style, order_summary, route_text, short, table
 from client.errors import OrderServiceError
 from client.json_format import event_json, order_json, quote_json, timestamp_text
 from client.options import DEFAULT_TARGET, TERMINAL_STATUSES, dex_name, parse_status, status_name
 from client.sync_client import OrderClient
+from orderengine.v1 import order_service_pb2 as pb
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import re
+import shutil
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC
+from decimal import Decimal
 from typing import TextIO
-
-from orderengine.v1 import order_service_pb2 as pb
 
 from client.json_format import timestamp_text
 from client.options import TERMINAL_STATUSES, dex_name, status_name
+from orderengine.v1 import order_service_pb2 as pb
 
+_ANSI = re.compile(r"(\x1b\[[0-9;]*m)")
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _STATUS_WIDTH = 9  # len("submitted")
 
@@ -71,6 +74,25 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: frozense
     return "\n".join([line(headers), *(line(r) for r in rows)])
 
 
+def fit(text: str, width: int) -> str:
+    """`text` cut to `width` visible characters (ANSI colour codes kept, not counted).
+
+    The spinner line is redrawn with a carriage return, which only works while it fits on one terminal row.
+    """
+    out: list[str] = []
+    visible = 0
+    for piece in _ANSI.split(text):
+        if _ANSI.fullmatch(piece):
+            out.append(piece)
+            continue
+        room = width - visible
+        if room <= 0:
+            continue
+        out.append(piece[:room])
+        visible += min(len(piece), room)
+    return "".join(out) + ("\x1b[0m" if "\x1b[" in text else "")
+
+
 def short(text: str, keep: int = 6) -> str:
     """``5VERv8NM...iSZkQUW`` style shortening for signatures and pool ids."""
     return text if len(text) <= 2 * keep + 1 else f"{text[:keep]}…{text[-keep:]}"
@@ -89,7 +111,10 @@ def route_text(route: pb.Route) -> str:
     venues = [dex_name(leg.dex) or "?" for leg in legs]
     parallel = len({leg.token_in for leg in legs}) == 1 and len({leg.token_out for leg in legs}) == 1
     if len(legs) > 1 and parallel:
-        return " + ".join(f"{v} {leg.amount_in}" for v, leg in zip(venues, legs, strict=True))
+        amounts = [Decimal(leg.amount_in or "0") for leg in legs]
+        total = sum(amounts) or Decimal(1)
+        shares = (f"{v} {round(100 * a / total)}%" for v, a in zip(venues, amounts, strict=True))
+        return "split " + " / ".join(shares)
     hops = [legs[0].token_in, *(leg.token_out for leg in legs)]
     return f"{'→'.join(hops)} via {'/'.join(dict.fromkeys(venues))}"
 
@@ -105,7 +130,10 @@ def event_detail(event: pb.OrderEvent) -> str:
     if event.status == pb.ORDER_STATUS_BUILDING and event.HasField("route"):
         parts.append(route_text(event.route))
     if event.instructions:
-        parts.append(" → ".join(event.instructions))
+        # the swap and SOL (un)wrapping steps say what the transaction does; compute-budget and account
+        # set-up steps are only counted (`orderctl --json watch` has them all)
+        key = [name for name in event.instructions if "swap" in name or "wrap" in name]
+        parts.append(f"{len(event.instructions)} ix: " + " → ".join(key or event.instructions))
     if event.tx_signature and event.status == pb.ORDER_STATUS_SUBMITTED:
         parts.append(f"tx {short(event.tx_signature)}")
     if event.status == pb.ORDER_STATUS_CONFIRMED and event.amount_out:
@@ -132,6 +160,9 @@ class LiveProgress:
         seq = f"#{event.seq}".rjust(3)
         when = self.style.dim(f"{clock(ts)} {seq}")
         return f"  {icon} {self.style.status(event.status, status)}  {when}  {event_detail(event)}"
+
+    def width(self) -> int:
+        return shutil.get_terminal_size((100, 24)).columns - 1
 
     def _icon(self, event: pb.OrderEvent, done: bool) -> str:
         if event.status == pb.ORDER_STATUS_FAILED:
@@ -172,7 +203,7 @@ class LiveProgress:
                 if current is not None:
                     waited = f"{time.monotonic() - since:4.1f}s"
                     line = self._line(current, self.style.cyan(next(spinner))) + "  " + self.style.dim(waited)
-                    self.stream.write("\r\x1b[2K" + line)
+                    self.stream.write("\r\x1b[2K" + fit(line, self.width()))
                     self.stream.flush()
                 continue
             if current is not None:
@@ -189,7 +220,7 @@ class LiveProgress:
                 self.stream.write(self._line(item, self._icon(item, True)).rstrip() + "\n")
                 self.stream.flush()
                 return item
-            self.stream.write(self._line(item, self.style.cyan(next(spinner))))
+            self.stream.write(fit(self._line(item, self.style.cyan(next(spinner))), self.width()))
             self.stream.flush()
 
 

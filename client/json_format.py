@@ -11,9 +11,9 @@ from datetime import UTC
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from orderengine.v1 import order_service_pb2 as pb
 
 from client.options import dex_name, status_name
+from orderengine.v1 import order_service_pb2 as pb
 
 JSON = dict[str, Any]
 

@@ -9,8 +9,6 @@ from types import TracebackType
 from typing import Self
 
 import grpc
-from orderengine.v1 import order_service_pb2 as pb
-from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 
 from client.errors import OrderServiceError
 from client.options import (
@@ -23,6 +21,8 @@ from client.options import (
     list_request,
     quote_request,
 )
+from orderengine.v1 import order_service_pb2 as pb
+from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 
 
 class OrderClient:

@@ -49,7 +49,14 @@ def test_route_text_for_direct_split_and_multi_hop_routes() -> None:
     assert route_text(pb.Route()) == "-"
     assert route_text(pb.Route(legs=[leg(pb.DEX_RAYDIUM, "SOL", "USDC")])) == "SOL→USDC via raydium"
     split = pb.Route(legs=[leg(pb.DEX_METEORA, "SOL", "USDC", "0.8"), leg(pb.DEX_RAYDIUM, "SOL", "USDC", "0.2")])
-    assert route_text(split) == "meteora 0.8 + raydium 0.2"
+    assert route_text(split) == "split meteora 80% / raydium 20%"
     hops = pb.Route(legs=[leg(pb.DEX_RAYDIUM, "BONK", "SOL"), leg(pb.DEX_METEORA, "SOL", "JUP")])
     assert route_text(hops) == "BONK→SOL→JUP via raydium/meteora"
     assert short("abcdefghijklmnop", 3) == "abc…nop" and short("abc") == "abc"
+
+
+def test_fit_cuts_visible_characters_and_keeps_colours() -> None:
+    from client.display import fit
+
+    assert fit("\x1b[32mhello\x1b[0m world", 7) == "\x1b[32mhello\x1b[0m w\x1b[0m"
+    assert fit("plain", 10) == "plain"
