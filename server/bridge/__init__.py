@@ -52,18 +52,39 @@ async def run_until_cancelled(server: uvicorn.Server, sockets: list[socket.socke
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
+        # Shut down fully (open sockets closed, lifespan shutdown closes the gRPC channel) even when the
+        # caller cancels again meanwhile (SIGINT to the process group and SIGTERM from a supervisor).
         server.should_exit = True
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await task
+        while not task.done():
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(task)
         raise
-    except SystemExit as e:  # uvicorn exits the process when it cannot bind or start; the caller decides
-        raise RuntimeError(f"bridge failed to start (uvicorn exit {e.code})") from None
     if not server.started:
         raise RuntimeError("bridge failed to start")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening address, bound here so a busy port is an OSError for the caller (uvicorn would exit)."""
+    host = host.strip("[]")
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 async def serve_bridge(settings: Settings) -> None:
     """Serve the bridge on HTTP_HOST:HTTP_PORT for the gRPC service at settings.target until cancelled."""
     config = bridge_config(settings.target, settings.cors_origin_list, settings.http_host, settings.http_port)
     log.info("bridge on http://%s:%d/ for gRPC %s", settings.http_host, settings.http_port, settings.target)
-    await run_until_cancelled(BridgeServer(config))
+    sock = bind_socket(settings.http_host, settings.http_port)
+    try:
+        await run_until_cancelled(BridgeServer(config), sockets=[sock])
+    finally:
+        sock.close()
