@@ -60,7 +60,8 @@ class GrpcDriver:
         # A local subchannel pool gives each channel its own TCP connection instead of one shared by all.
         options = [("grpc.use_local_subchannel_pool", 1), ("grpc.enable_retries", 0)]
         self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(channels)]
-        self._stubs: list[pb_grpc.OrderServiceAsyncStub] = [pb_grpc.OrderServiceAsyncStub(c) for c in self._channels]
+        # The generated stub returns an async stub for an aio channel (the .pyi's OrderServiceAsyncStub).
+        self._stubs: list[pb_grpc.OrderServiceAsyncStub] = [pb_grpc.OrderServiceStub(c) for c in self._channels]
         self._next = itertools.cycle(range(channels))
         self._requests = [
             pb.ExecuteOrderRequest(token_in=a, token_out=b, amount=amt, order_type=pb.ORDER_TYPE_MARKET)
@@ -99,38 +100,50 @@ class HttpPool:
 
     async def post_json(self, path: str, body: bytes) -> tuple[int, bytes]:
         async with self._sem:
-            if self._idle:
-                reader, writer = self._idle.pop()
-            else:
-                reader, writer = await asyncio.open_connection(self._host, self._port)
-                self._all.append(writer)
-            try:
-                head = (
-                    f"POST {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                )
-                writer.write(head.encode() + body)
-                status_line = await reader.readline()
-                status = int(status_line.split()[1])
-                length, close = 0, False
-                while True:
-                    line = await reader.readline()
-                    if line in (b"\r\n", b""):
-                        break
-                    key, _, value = line.decode("latin-1").partition(":")
-                    if key.lower() == "content-length":
-                        length = int(value.strip())
-                    elif key.lower() == "connection" and value.strip().lower() == "close":
-                        close = True
-                data = await reader.readexactly(length)
-            except BaseException:
-                writer.close()
-                raise
-            if close:
-                writer.close()
-            else:
-                self._idle.append((reader, writer))
-            return status, data
+            for _ in range(len(self._idle) + 1):
+                reused = bool(self._idle)
+                try:
+                    return await self._post(path, body)
+                except ConnectionError:
+                    if not reused:  # a fresh connection failed: the server is gone, not an idle timeout
+                        raise
+            return await self._post(path, body)
+
+    async def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self._idle:
+            reader, writer = self._idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection(self._host, self._port)
+            self._all.append(writer)
+        try:
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            writer.write(head.encode() + body)
+            status_line = await reader.readline()
+            if not status_line:  # the server closed an idle keep-alive connection
+                raise ConnectionResetError("connection closed before the response")
+            status = int(status_line.split()[1])
+            length, close = 0, False
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                key, _, value = line.decode("latin-1").partition(":")
+                if key.lower() == "content-length":
+                    length = int(value.strip())
+                elif key.lower() == "connection" and value.strip().lower() == "close":
+                    close = True
+            data = await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            raise
+        if close:
+            writer.close()
+        else:
+            self._idle.append((reader, writer))
+        return status, data
 
     async def close(self) -> None:
         for w in self._all:

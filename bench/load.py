@@ -47,9 +47,10 @@ async def _measure_cpu(pids: PidGroups, start_at: float, duration: float) -> dic
     return meter.stop()
 
 
-async def _finish(tasks: set[asyncio.Task[None]], drain_s: float) -> None:
+async def _finish(tasks: set[asyncio.Task[None]], drain_s: float, rec: Recorder) -> None:
     if tasks:
         _, pending = await asyncio.wait(tasks, timeout=drain_s)
+        rec.closing = True
         for t in pending:
             t.cancel()
         for t in pending:
@@ -72,7 +73,7 @@ async def closed_loop(
 
     cpu_task = asyncio.create_task(_measure_cpu(pids, rec.window_start, duration))
     tasks = {asyncio.create_task(client(i)) for i in range(concurrency)}
-    await _finish(tasks, warmup + duration + drain)
+    await _finish(tasks, warmup + duration + drain, rec)
     out = {"mode": "closed", "concurrency": concurrency, **rec.result(), "cpu_cores": await cpu_task}
     return out
 
@@ -109,7 +110,7 @@ async def open_loop(
             task.add_done_callback(tasks.discard)
         n += 1
         next_at += rng.expovariate(rate) if poisson else 1.0 / rate
-    await _finish(set(tasks), drain)
+    await _finish(set(tasks), drain, rec)
     out = {"mode": "open", "rate": rate, "arrivals": "poisson" if poisson else "fixed", **rec.result()}
     out["cpu_cores"] = await cpu_task
     return out

@@ -70,8 +70,8 @@ def summarize(path: Path, top: int = 15) -> dict[str, Any]:
     if total == 0:
         return {"samples": 0, "self": [], "inclusive": []}
 
-    def share(c: Counter[str]) -> list[dict[str, Any]]:
-        return [{"function": k, "share": round(v / total, 4)} for k, v in c.most_common(top)]
+    def share(c: Counter[str], n: int = top) -> list[dict[str, Any]]:
+        return [{"function": k, "share": round(v / total, 4)} for k, v in c.most_common(n)]
 
     by_package: Counter[str] = Counter()
     for name, v in self_counts.items():
@@ -81,6 +81,6 @@ def summarize(path: Path, top: int = 15) -> dict[str, Any]:
     return {
         "samples": total,
         "self": share(self_counts),
-        "inclusive": share(incl_counts),
+        "inclusive": share(incl_counts, 4 * top),
         "self_by_package": share(by_package),
     }

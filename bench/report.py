@@ -319,8 +319,25 @@ def render(data: dict[str, Any]) -> str:
                         br[key], first, lambda s: str(s["concurrency"]) if s["mode"] == "closed" else f"{s['rate']:g}"
                     )
                     out.append("")
+    out += _errors(res)
     out += ["## Profile", "", *_profile(res), "", "## What limits it", "", *_limits(res), ""]
     return "\n".join(out)
+
+
+def _errors(res: dict[str, Any]) -> list[str]:
+    """The first error messages each run saw (the full samples are in the JSON), so a count is never unexplained."""
+    seen: dict[str, int] = {}
+    runs = _all_load_runs(res)
+    samples = [e for r in runs for e in r.get("error_samples", [])]
+    samples += [e for f in res.get("fanout", []) for e in f.get("errors", [])]
+    for e in samples:
+        key = " ".join(e.split())[:160]
+        seen[key] = seen.get(key, 0) + 1
+    if not seen:
+        return []
+    lines = ["## Errors seen", "", "First messages of the errors counted above (up to 3 sampled per run):", ""]
+    lines += [f"- `{k}` ({n} samples)" for k, n in sorted(seen.items(), key=lambda kv: -kv[1])]
+    return [*lines, ""]
 
 
 def _all_load_runs(res: dict[str, Any]) -> list[dict[str, Any]]:
@@ -339,6 +356,23 @@ def _all_load_runs(res: dict[str, Any]) -> list[dict[str, Any]]:
     return runs
 
 
+def _share(res: dict[str, Any], proc: str, func: str, kind: str = "inclusive") -> str:
+    """`12%` of `proc`'s profile samples in the function named `func` (`file:function`), or `n/a`."""
+    prof = (res.get("profile") or {}).get(proc) or {}
+    for x in prof.get(kind, []):
+        if x["function"] == func:
+            return f"{x['share']:.0%}"
+    return "n/a (not in the top functions)"
+
+
+def _pkg(res: dict[str, Any], proc: str, pkg: str) -> str:
+    prof = (res.get("profile") or {}).get(proc) or {}
+    for x in prof.get("self_by_package", []):
+        if x["function"] == pkg:
+            return f"{x['share']:.0%}"
+    return "n/a"
+
+
 def _limits(res: dict[str, Any]) -> list[str]:
     """The analysis: figures from this run, reasoning from the profile and the code it points at."""
     zero, real = res.get("zero"), res.get("realistic")
@@ -349,30 +383,71 @@ def _limits(res: dict[str, Any]) -> list[str]:
             (s for steps in zero["throughput_by_workers"].values() for s in steps), key=lambda s: s["throughput_per_s"]
         )
         c = best_run["cpu_cores"]
+        light = min(zero["open_loop"], key=lambda r: r["rate"]) if zero["open_loop"] else None
         lines.append(
-            f"- **`zero`**: peak {zero['best_throughput_per_s']:.0f} orders/s "
+            f"- **`zero`: not CPU-bound by the engine alone.** Peak {zero['best_throughput_per_s']:.0f} orders/s "
             f"({', '.join(f'{w} workers {v:.0f}/s' for w, v in peaks.items())}). At the peak the parts used: "
             f"load generator {_cpu(c, 'loadgen')}, server {_cpu(c, 'server')}, workers {_cpu(c, 'workers')}, "
-            f"PostgreSQL {_cpu(c, 'postgres')}, Redis {_cpu(c, 'redis')} cores; the machine ran "
-            f"{_cpu(c, 'machine')} of its cores. Latency grows with clients at a flat throughput (Little's law), "
-            "so the closed loop is queueing, not working, beyond the knee."
+            f"PostgreSQL {_cpu(c, 'postgres')}, Redis {_cpu(c, 'redis')} cores, {_cpu(c, 'total')} in all, while the "
+            f"machine ran {_cpu(c, 'machine')}: the rest was other work on the shared machine, and more worker "
+            "processes only add contention for the same two cores. Beyond the knee latency grows with clients at a "
+            "flat throughput (Little's law): the closed loop queues."
+            + (
+                f" Even lightly loaded ({light['offered_per_s']:.0f}/s, open loop) an order takes "
+                f"{_f(light['e2e_ms']['p50'])} ms end to end (p50): with venues and chain at zero latency that is "
+                "waiting, not work. An order is two Dramatiq messages (advance to `submitted`, then the landing "
+                "check, enqueued even when the transaction is due at once), and an idle consumer polls Redis with "
+                "a backoff of up to `IDLE_POLL_MS` = 25 ms (`workers/worker.py`, passed as `worker_timeout`; "
+                "`dramatiq/brokers/redis.py:_RedisConsumer.__next__` sleeps), so each hop can wait up to 25 ms."
+                if light
+                else ""
+            )
         )
     if real:
+        peaks_text = ", ".join(f"{w}: {v:.0f}/s" for w, v in real["peak_by_workers"].items())
         lines.append(
-            f"- **`realistic`**: peak {real['best_throughput_per_s']:.0f} orders/s with "
-            f"{real['best_workers']} worker processes. An order spends ~0.2 s quoting and 2-2.8 s waiting to land; "
-            "the landing wait costs no thread (a delayed message), but the quote does: Dramatiq's AsyncIO middleware "
-            "runs the actor's coroutine on the process's event-loop thread and the worker thread that took the "
-            "message blocks on its result (`dramatiq/asyncio.py:EventLoopThread.run_coroutine`) for the whole "
-            "awaited ~200 ms. So one process routes at most WORKER_THREADS / 0.2 s orders per second whatever the CPU "
-            "(16 threads: ~80/s)."
+            f"- **`realistic`: bound by threads, not CPU.** Peak {real['best_throughput_per_s']:.0f} orders/s with "
+            f"{real['best_workers']} worker processes ({peaks_text}). "
+            "The 2-2.8 s landing wait costs no thread (a delayed message), but the ~200 ms quote does: Dramatiq's "
+            "AsyncIO middleware runs the actor's coroutine on the process's event-loop thread, and the worker thread "
+            "that took the message blocks on its result (`dramatiq/asyncio.py:EventLoopThread.run_coroutine`) for "
+            "the whole awaited quote. One process therefore routes at most WORKER_THREADS / (0.2 s + its DB work) "
+            "orders per second (16 threads: well under 80/s) while its CPU idles; the `WORKER_THREADS` table "
+            "measures exactly this."
+        )
+    if res.get("profile") and "skipped" not in res["profile"]:
+        svc = "server/servicer.py:OrderService"
+        lines.append(
+            "- **Profile (zero latency, where the CPU goes).** Worker: psycopg "
+            f"{_pkg(res, 'worker', 'psycopg')} of samples (self), Dramatiq {_pkg(res, 'worker', 'dramatiq')}, "
+            f"threading {_pkg(res, 'worker', 'threading')} (16 worker threads and the event-loop thread handing "
+            "messages over), the engine's own code "
+            f"{_pkg(res, 'worker', 'workers')}. `workers/pipeline.py:advance` is "
+            f"{_share(res, 'worker', 'workers/pipeline.py:advance')} of the worker's samples; "
+            f"`workers/venues.py:Venues.pools` {_share(res, 'worker', 'workers/venues.py:Venues.pools')} (each quote "
+            "asks PostgreSQL for the pools' version, and since every confirmed order moves a pool, under load "
+            "nearly every quote reloads and re-decodes all pools, `workers/store.py:OrderStore.load_pools` "
+            f"{_share(res, 'worker', 'workers/store.py:OrderStore.load_pools')}). Server: "
+            f"`server/servicer.py:OrderService.WatchOrder` {_share(res, 'server', f'{svc}.WatchOrder')}, "
+            f"`server/servicer.py:OrderService.ExecuteOrder` {_share(res, 'server', f'{svc}.ExecuteOrder')}; "
+            f"psycopg {_pkg(res, 'server', 'psycopg')} and a thread pool "
+            f"(`concurrent` {_pkg(res, 'server', 'concurrent')}, `threading` {_pkg(res, 'server', 'threading')} of "
+            "self time): `workers/queue.py:OrderQueue.enqueue_async` sends every ExecuteOrder's message with the "
+            "synchronous Redis client through `asyncio.to_thread`."
         )
     lines += [
-        "- Every transition is a round trip to PostgreSQL from the worker's single event loop, plus a publish to "
-        "Redis; an order costs two Dramatiq messages (advance, then the delayed landing check), each a Lua call on "
-        "Redis to fetch and one to ack, and each `ExecuteOrder` enqueues with the synchronous Redis client through "
-        "`asyncio.to_thread` (`workers/queue.py:OrderQueue.enqueue_async`), a thread hop per order on the server.",
-        "- On two cores the load generator itself (one Python process decoding every event of every order) takes a "
-        "large share; the `loadgen` column shows how much.",
+        "- On two cores the load generator itself (one Python process decoding every event of every order) takes "
+        "a share of the machine; the `loadgen` column shows how much.",
+        "",
+        "**What it would take, by expected gain:** (1) stop holding a Dramatiq thread across awaits: dispatch the "
+        "coroutine to the event loop and acknowledge the message from its completion callback (or raise "
+        "WORKER_THREADS to several hundred as a stopgap), the only way to the realistic target; (2) in the "
+        "pipeline, settle at once when the transaction is already due instead of enqueueing a second message, and "
+        "cut the consumer's idle backoff (IDLE_POLL_MS 25 -> ~2 ms): halves the message hops per order; "
+        "(3) keep the pools in process and apply each settlement's `pools_after` (or reload only the moved "
+        "pools) instead of reloading every pool whenever the version moved; drop the `_reload` after routing by "
+        "returning the order from the transition; (4) enqueue from the server with the async Redis client (one "
+        "pipelined call, no thread hop); (5) psycopg pipeline mode for the transition + publish sequence and fewer "
+        "statements per transition.",
     ]
     return lines

@@ -41,6 +41,7 @@ class Recorder:
     errors: int = 0
     unfinished: int = 0
     shed: int = 0
+    closing: bool = False  # set when the drain is over: what fails now was cut short, not broken
     error_samples: list[str] = field(default_factory=list)
     execute_latency: list[float] = field(default_factory=list)
     e2e_latency: list[float] = field(default_factory=list)
@@ -56,6 +57,9 @@ class Recorder:
             self.sent_in_window += 1
 
     def on_error(self, exc: BaseException) -> None:
+        if self.closing:  # gRPC reports a cancelled call as an error of its own
+            self.unfinished += 1
+            return
         self.errors += 1
         if len(self.error_samples) < 3:
             self.error_samples.append(f"{type(exc).__name__}: {str(exc)[:200]}")
