@@ -21,11 +21,11 @@ function routeText(route) {
 
 function eventDetail(event, order) {
   const parts = [];
+  if (event.status === "routing" && event.attempt > 1) parts.push(el("span", { class: "warn" }, `↻ attempt ${event.attempt}`));
   if (event.error) {
     parts.push(el("span", { class: event.status === "failed" ? "err" : "warn" },
       `${event.errorCode ? event.errorCode + ": " : ""}${event.error}`));
   }
-  if (event.status === "routing" && event.attempt > 1) parts.push(el("span", { class: "warn" }, `attempt ${event.attempt}`));
   if (event.status === "building" && event.route) {
     parts.push(el("span", { class: "venue" }, routeText(event.route)));
     parts.push(el("span", { class: "muted" }, `min ${amount(event.route.minAmountOut)} · impact ${bps(event.route.priceImpactBps)}`));
