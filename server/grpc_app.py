@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 import grpc
+import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -19,6 +20,7 @@ from server.servicer import OrderService
 from server.watch import EventHub
 from workers.broker import build_broker
 from workers.config import Settings
+from workers.publisher import EventPublisher
 from workers.queue import OrderQueue
 from workers.store import OrderStore
 from workers.venues import Venues
@@ -45,6 +47,7 @@ class GrpcApp:
     store: OrderStore
     hub: EventHub
     health: HealthServicer
+    redis: aioredis.Redis
     port: int
     _probe: asyncio.Task[None] | None = None
 
@@ -55,6 +58,7 @@ class GrpcApp:
             self._probe.cancel()
         await self.hub.close()  # open streams end with UNAVAILABLE: clients resume elsewhere
         await self.server.stop(grace)
+        await self.redis.aclose()
         await self.store.close()
 
 
@@ -72,7 +76,9 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     queue = OrderQueue(build_broker(settings))
 
     server = grpc.aio.server(interceptors=[ErrorMapping()], options=SERVER_OPTIONS)
-    pb_grpc.add_OrderServiceServicer_to_server(OrderService(store, hub, queue, venues), server)
+    redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    publisher = EventPublisher(redis)
+    pb_grpc.add_OrderServiceServicer_to_server(OrderService(store, hub, queue, venues, publisher), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -81,7 +87,7 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     )
     bound = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port if port is None else port}")
     await server.start()
-    app = GrpcApp(server=server, store=store, hub=hub, health=health, port=bound)
+    app = GrpcApp(server=server, store=store, hub=hub, health=health, redis=redis, port=bound)
     app._probe = asyncio.create_task(_probe_health(app, settings))
     log.info("gRPC OrderService listening on port %d", bound)
     return app
@@ -89,8 +95,6 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
 
 async def _probe_health(app: GrpcApp, settings: Settings) -> None:
     """Reports NOT_SERVING while PostgreSQL or Redis is unreachable, SERVING once both answer again."""
-    import redis.asyncio as aioredis
-
     assert settings.redis_url
     redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     last: int | None = None

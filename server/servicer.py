@@ -23,6 +23,7 @@ from server.validation import (
 from server.watch import EventHub, HubDown, HubUnavailable
 from workers.domain import DEFAULT_OWNER, PermanentFailure
 from workers.models import OrderEvent
+from workers.publisher import EventPublisher
 from workers.queue import OrderQueue
 from workers.store import OrderStore
 from workers.venues import Venues
@@ -37,11 +38,14 @@ IDLE_RECHECK_S = 5.0
 
 
 class OrderService(pb_grpc.OrderServiceServicer):
-    def __init__(self, store: OrderStore, hub: EventHub, queue: OrderQueue, venues: Venues) -> None:
+    def __init__(
+        self, store: OrderStore, hub: EventHub, queue: OrderQueue, venues: Venues, publisher: EventPublisher
+    ) -> None:
         self.store = store
         self.hub = hub
         self.queue = queue
         self.venues = venues
+        self.publisher = publisher
 
     async def ExecuteOrder(
         self,
@@ -58,6 +62,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 # runs would execute after its client was told it failed.
                 await self.store.forget_unstarted(order.id)
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"the order queue (Redis) is unavailable: {exc}")
+            await self.publisher.publish(pending)
             log.info("order %s: pending (%s %s -> %s)", order.id, new.amount_in, new.token_in, new.token_out)
         return pb.ExecuteOrderResponse(order_id=order.id)
 

@@ -15,7 +15,7 @@ from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from tests.fault.tools import FIGURES
 from tests.helpers import count_rows
-from tests.stack import Stack
+from tests.stack import Stack, Stores
 
 TOKENS = ["SOL", "USDC", "usdt", "JUP", "So11111111111111111111111111111111111111112", "BONK", "wsol"]
 junk_amounts = st.one_of(
@@ -42,30 +42,40 @@ RESULTS: dict[str, int] = {"ok": 0, "invalid": 0}
 
 
 @pytest.fixture(scope="module")
-def sync_stub(stack: Stack) -> Iterator[pb_grpc.OrderServiceStub]:
-    with grpc.insecure_channel(stack.grpc_target) as ch:
+def fuzz_stack(stores: Stores) -> Iterator[Stack]:
+    """A system of its own: the orders fuzzing places (up to 10,000 SOL each) would move the shared market."""
+    s = Stack.start(stores)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def sync_stub(fuzz_stack: Stack) -> Iterator[pb_grpc.OrderServiceStub]:
+    with grpc.insecure_channel(fuzz_stack.grpc_target) as ch:
         yield pb_grpc.OrderServiceStub(ch)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(req=requests)
-def test_fuzzed_execute_order(sync_stub: pb_grpc.OrderServiceStub, stack: Stack, req: pb.ExecuteOrderRequest) -> None:
-    before = count_rows(stack.database_url, "orders")
+def test_fuzzed_execute_order(
+    sync_stub: pb_grpc.OrderServiceStub, fuzz_stack: Stack, req: pb.ExecuteOrderRequest
+) -> None:
+    before = count_rows(fuzz_stack.database_url, "orders")
     try:
         resp = sync_stub.ExecuteOrder(req, timeout=10)
     except grpc.RpcError as exc:
         assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (exc.code(), exc.details(), req)
         field = (exc.details() or "").split(":", 1)[0]
         assert field in {"token_in", "token_out", "amount", "slippage_bps", "idempotency_key", "order_type"}
-        assert count_rows(stack.database_url, "orders") == before
+        assert count_rows(fuzz_stack.database_url, "orders") == before
         RESULTS["invalid"] += 1
     else:
         assert resp.order_id
         RESULTS["ok"] += 1
 
 
-def test_service_healthy_after_fuzzing(stack: Stack) -> None:
-    with grpc.insecure_channel(stack.grpc_target) as ch:
+def test_service_healthy_after_fuzzing(fuzz_stack: Stack) -> None:
+    with grpc.insecure_channel(fuzz_stack.grpc_target) as ch:
         status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
     assert status.status == health_pb2.HealthCheckResponse.SERVING
     FIGURES["fuzzed ExecuteOrder input"] = {
