@@ -73,11 +73,11 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
         failure_rate=settings.market_failure_rate,
         seed=settings.market_seed,
     )
-    queue = OrderQueue(build_broker(settings))
 
     server = grpc.aio.server(interceptors=[ErrorMapping()], options=SERVER_OPTIONS)
     redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     publisher = EventPublisher(redis)
+    queue = OrderQueue(build_broker(settings), redis)
     pb_grpc.add_OrderServiceServicer_to_server(OrderService(store, hub, queue, venues, publisher), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

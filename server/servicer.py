@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 # A watcher that hears nothing for this long re-reads the store, in case a publish was lost.
-IDLE_RECHECK_S = 5.0
+IDLE_RECHECK_S = 10.0
 
 
 class OrderService(pb_grpc.OrderServiceServicer):
@@ -72,16 +72,20 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse],
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         order_id = parse_order_id(request.order_id)
-        order = await self.store.get_order(order_id, DEFAULT_OWNER)
-        if order is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
         last = request.from_seq
-        if order.status.is_final and last >= order.last_seq:
-            return  # the client has seen the terminal event already
+        if last > 0:  # from the start, the replay below doubles as the existence check (every order has seq 1)
+            order = await self.store.get_order(order_id, DEFAULT_OWNER)
+            if order is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
+            if order.status.is_final and last >= order.last_seq:
+                return  # the client has seen the terminal event already
         try:
             async with self.hub.subscription(order_id) as live:
                 # Subscribed first, replayed second: an event published meanwhile is in `live` and deduplicated.
-                for event in await self.store.events_after(order_id, last):
+                replay = await self.store.events_after(order_id, last, DEFAULT_OWNER)
+                if last == 0 and not replay:
+                    await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
+                for event in replay:
                     yield pb.WatchOrderResponse(event=convert.event(event))
                     last = event.seq
                     if event.is_final:

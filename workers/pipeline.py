@@ -8,9 +8,11 @@ between a retry and the one `failed` event.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from workers import chain
+from workers.chain import Submission
 from workers.domain import ErrorCode, OrderFailure, OrderStatus, PermanentFailure, TransientFailure
 from workers.market import (
     InsufficientLiquidityError,
@@ -41,27 +43,31 @@ async def advance(engine: Engine, order_id: str) -> None:
 
 
 async def _drive(engine: Engine, order: Order) -> None:
-    status = order.status
-    if status is OrderStatus.PENDING:
-        if not await _emit(engine, order.id, OrderStatus.ROUTING, EventDetails(), order.attempt):
+    if order.status is OrderStatus.PENDING:
+        started = await _emit(engine, order.id, OrderStatus.ROUTING, EventDetails(), order.attempt)
+        if started is None:
             return
-        status = OrderStatus.ROUTING
-    if status is OrderStatus.ROUTING:
-        if not await _route(engine, order):
+        order = replace(order, status=OrderStatus.ROUTING, updated_at=started.time)
+    if order.status is OrderStatus.ROUTING:
+        # The venues answer after their network latency; a delayed message comes back then, so no thread waits.
+        wait_ms = engine.venues.quote_wait_ms(order.id, order.attempt, asked_at=order.updated_at)
+        if wait_ms > 0:
+            await engine.queue.enqueue_async(order.id, wait_ms)
             return
-        order = await _reload(engine, order.id)
-        status = order.status
-    if status is OrderStatus.BUILDING:
-        await _submit(engine, order)
-        return
-    if status is OrderStatus.SUBMITTED:
-        await _check_landing(engine, order)
-
-
-async def _reload(engine: Engine, order_id: str) -> Order:
-    order = await engine.store.get_order(order_id)
-    assert order is not None
-    return order
+        routed = await _route(engine, order)
+        if routed is None:
+            return
+        order = routed
+    sub: Submission | None
+    if order.status is OrderStatus.BUILDING:
+        submitted = await _submit(engine, order)
+        if submitted is None:
+            return
+        order, sub = submitted
+    else:
+        assert order.tx_signature is not None
+        sub = await engine.store.get_submission(order.tx_signature)
+    await _check_landing(engine, order, sub)
 
 
 async def _emit(
@@ -74,17 +80,19 @@ async def _emit(
     return event
 
 
-async def _route(engine: Engine, order: Order) -> bool:
+async def _route(engine: Engine, order: Order) -> Order | None:
     token_in, token_out = resolve_token(order.token_in), resolve_token(order.token_out)
     view = await engine.venues.quote(token_in, token_out, order.amount_in, order=(order.id, order.attempt))
     route = view.route
     instructions = chain.instructions_for(token_in.native, token_out.native, len(route.legs))
-    details = EventDetails(dex=main_dex(route), route=route_view(route, order.slippage_bps), instructions=instructions)
-    event = await _emit(engine, order.id, OrderStatus.BUILDING, details, order.attempt, route=route.to_json())
-    return event is not None
+    dex = main_dex(route)
+    details = EventDetails(dex=dex, route=route_view(route, order.slippage_bps), instructions=instructions)
+    raw = route.to_json()
+    event = await _emit(engine, order.id, OrderStatus.BUILDING, details, order.attempt, route=raw)
+    return replace(order, status=OrderStatus.BUILDING, dex=dex, route=raw) if event else None
 
 
-async def _submit(engine: Engine, order: Order) -> None:
+async def _submit(engine: Engine, order: Order) -> tuple[Order, Submission] | None:
     settings = engine.settings
     signature = chain.signature_for(settings.market_seed, order.id, order.attempt)
     planned = chain.plan_submission(
@@ -92,18 +100,14 @@ async def _submit(engine: Engine, order: Order) -> None:
     )
     sub = await engine.store.record_submission(order.id, order.attempt, planned)
     details = EventDetails(dex=order.dex, tx_signature=signature)
-    if await _emit(engine, order.id, OrderStatus.SUBMITTED, details, order.attempt):
-        await _check_later(engine, order.id, sub.lands_at or sub.expires_at)
+    if not await _emit(engine, order.id, OrderStatus.SUBMITTED, details, order.attempt):
+        return None
+    return replace(order, status=OrderStatus.SUBMITTED, tx_signature=signature), sub
 
 
-async def _check_later(engine: Engine, order_id: str, when: datetime) -> None:
-    delay_ms = int((when - datetime.now(UTC)).total_seconds() * 1000)
-    await engine.queue.enqueue_async(order_id, max(delay_ms, 0))
-
-
-async def _check_landing(engine: Engine, order: Order) -> None:
+async def _check_landing(engine: Engine, order: Order, sub: Submission | None) -> None:
+    """Settles a transaction that has landed, retries one that expired, or looks again when either is due."""
     assert order.tx_signature is not None
-    sub = await engine.store.get_submission(order.tx_signature)
     now = datetime.now(UTC)
     if sub is None:  # the mempool lost it (cannot happen with PostgreSQL as the ledger, but be explicit)
         raise TransientFailure(ErrorCode.TX_EXPIRED, f"transaction {order.tx_signature[:12]}… is unknown")
@@ -115,7 +119,8 @@ async def _check_landing(engine: Engine, order: Order) -> None:
             f"transaction {sub.signature[:12]}… was not confirmed before its blockhash expired",
         )
     else:
-        await _check_later(engine, order.id, sub.lands_at or sub.expires_at)
+        delay_ms = int(((sub.lands_at or sub.expires_at) - now).total_seconds() * 1000)
+        await engine.queue.enqueue_async(order.id, max(delay_ms, 1))
 
 
 async def _settle(engine: Engine, order: Order) -> None:
@@ -147,9 +152,7 @@ async def _settle(engine: Engine, order: Order) -> None:
             pools_after=done.pools_after,
         )
 
-    event = await engine.store.settle(
-        order.id, order.attempt, order.tx_signature, [leg.pool_id for leg in route.legs], decide
-    )
+    event = await engine.store.settle(order, order.tx_signature, [leg.pool_id for leg in route.legs], decide)
     if event is not None:
         await engine.publisher.publish(event)
         log.info("order %s: confirmed (attempt %d, seq %d)", order.id, order.attempt, event.seq)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from dramatiq.brokers.redis import RedisBroker
 
 from workers.chain import ChainProfile
 from workers.config import Settings
@@ -26,7 +27,7 @@ class Engine:
     chain: ChainProfile
 
     @classmethod
-    async def open(cls, settings: Settings, queue: OrderQueue, *, pool_size: int = 10) -> Engine:
+    async def open(cls, settings: Settings, broker: RedisBroker, *, pool_size: int = 10) -> Engine:
         assert settings.database_url and settings.redis_url, "DATABASE_URL and REDIS_URL must be set"
         store = await OrderStore.open(settings.database_url, max_size=pool_size)
         redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
@@ -42,7 +43,7 @@ class Engine:
             redis=redis,
             publisher=EventPublisher(redis),
             venues=venues,
-            queue=queue,
+            queue=OrderQueue(broker, redis),
             chain=ChainProfile.for_latency(settings.market_latency),
         )
 

@@ -168,14 +168,22 @@ class OrderStore:
         returns the stored order and no event, with other parameters raises IdempotencyConflict.
         """
         order_id = uuid.uuid4()
-        async with self._conn() as conn, conn.transaction():
+        async with self._conn() as conn:
+            # One statement, so one round trip and atomic without BEGIN/COMMIT: the order and its first event.
             cur = await conn.execute(
                 f"""
-                INSERT INTO orders (id, owner_id, idempotency_key, fingerprint, order_type, token_in, token_out,
-                                    amount_in, slippage_bps, status)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending')
-                ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-                RETURNING {_ORDER_COLUMNS}
+                WITH o AS (
+                    INSERT INTO orders (id, owner_id, idempotency_key, fingerprint, order_type, token_in, token_out,
+                                        amount_in, slippage_bps, status)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending')
+                    ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                    RETURNING {_ORDER_COLUMNS}
+                ), e AS (
+                    INSERT INTO order_events (order_id, seq, status, attempt)
+                    SELECT id, 1, 'pending', 1 FROM o
+                    RETURNING order_id, seq, status, attempt, created_at
+                )
+                SELECT o.*, e.* FROM o, e
                 """,
                 (
                     order_id,
@@ -190,24 +198,19 @@ class OrderStore:
                 ),
             )
             row = await cur.fetchone()
-            if row is None:
-                cur = await conn.execute(
-                    f"SELECT {_ORDER_COLUMNS}, fingerprint FROM orders WHERE owner_id = %s AND idempotency_key = %s",
-                    (new.owner_id, new.idempotency_key),
-                )
-                existing = await cur.fetchone()
-                assert existing is not None
-                if existing[-1] != new.fingerprint():
-                    raise IdempotencyConflict(str(existing[0]))
-                return _order(existing), None
+            if row is not None:
+                n = len(_ORDER_COLUMNS.split(","))
+                return _order(row[:n]), _event(row[n:], EventDetails())
             cur = await conn.execute(
-                "INSERT INTO order_events (order_id, seq, status, attempt) VALUES (%s, 1, 'pending', 1) "
-                "RETURNING order_id, seq, status, attempt, created_at",
-                (order_id,),
+                f"SELECT {_ORDER_COLUMNS}, fingerprint FROM orders WHERE owner_id = %s AND idempotency_key = %s",
+                (new.owner_id, new.idempotency_key),
             )
-            ev = await cur.fetchone()
-            assert ev is not None
-            return _order(row), _event(ev, EventDetails())
+            existing = await cur.fetchone()
+            if existing is None:
+                raise StoreUnavailable("the order with this idempotency key vanished while being read; retry")
+            if existing[-1] != new.fingerprint():
+                raise IdempotencyConflict(str(existing[0]))
+            return _order(existing), None
 
     async def forget_unstarted(self, order_id: str) -> bool:
         """Undoes create_order when the order could not be queued, so a failed request leaves nothing behind."""
@@ -252,12 +255,13 @@ class OrderStore:
             )
             return [_order(r) for r in await cur.fetchall()]
 
-    async def events_after(self, order_id: str, from_seq: int) -> list[OrderEvent]:
+    async def events_after(self, order_id: str, from_seq: int, owner_id: str | None = None) -> list[OrderEvent]:
         async with self._conn() as conn:
             cur = await conn.execute(
-                "SELECT order_id, seq, status, attempt, created_at, payload FROM order_events "
-                "WHERE order_id = %s AND seq > %s ORDER BY seq",
-                (_uuid(order_id), from_seq),
+                "SELECT e.order_id, e.seq, e.status, e.attempt, e.created_at, e.payload FROM order_events e "
+                "WHERE e.order_id = %s AND e.seq > %s AND (%s::text IS NULL OR EXISTS "
+                "(SELECT 1 FROM orders o WHERE o.id = e.order_id AND o.owner_id = %s)) ORDER BY e.seq",
+                (_uuid(order_id), from_seq, owner_id, owner_id),
             )
             return [_event(r, EventDetails.from_json(r[5])) for r in await cur.fetchall()]
 
@@ -359,20 +363,26 @@ class OrderStore:
             rows = await cur.fetchall()
         return {r[0]: pool_from_json(r[1]) for r in rows}, sum(r[2] for r in rows)
 
-    async def pools_version(self) -> int:
+    async def pool_versions(self) -> dict[str, int]:
         async with self._conn() as conn:
-            cur = await conn.execute("SELECT COALESCE(SUM(version), 0)::bigint FROM pools")
-            row = await cur.fetchone()
-            return int(row[0]) if row else 0
+            cur = await conn.execute("SELECT id, version FROM pools")
+            return {r[0]: r[1] for r in await cur.fetchall()}
+
+    async def load_pools_by_id(self, pool_ids: Sequence[str]) -> dict[str, tuple[Pool, int]]:
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT id, state, version FROM pools WHERE id = ANY(%s)", (list(pool_ids),))
+            return {r[0]: (pool_from_json(r[1]), r[2]) for r in await cur.fetchall()}
 
     async def record_submission(self, order_id: str, attempt: int, sub: Submission) -> Submission:
         """Puts the transaction in the mempool once; a resubmission returns the first one's fate."""
         async with self._conn() as conn:
-            await conn.execute(
+            cur = await conn.execute(
                 "INSERT INTO chain_transactions (signature, order_id, attempt, submitted_at, lands_at, expires_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING signature",
                 (sub.signature, _uuid(order_id), attempt, sub.submitted_at, sub.lands_at, sub.expires_at),
             )
+            if await cur.fetchone() is not None:
+                return sub
             found = await self._submission(conn, sub.signature)
         assert found is not None
         return found
@@ -392,8 +402,7 @@ class OrderStore:
 
     async def settle(
         self,
-        order_id: str,
-        attempt: int,
+        order: Order,
         signature: str,
         pool_ids: Sequence[str],
         decide: Callable[[dict[str, Pool]], Settlement],
@@ -404,6 +413,7 @@ class OrderStore:
         settlements cannot deadlock): no update is lost and no swap lands twice. `decide` may raise to refuse the
         swap (slippage), which rolls everything back and leaves the pools untouched.
         """
+        order_id, attempt = order.id, order.attempt
         async with self._conn() as conn, conn.transaction():
             cur = await conn.execute("SELECT status, attempt FROM orders WHERE id = %s FOR UPDATE", (_uuid(order_id),))
             row = await cur.fetchone()
@@ -420,7 +430,6 @@ class OrderStore:
                     "UPDATE pools SET state = %s, version = version + 1, updated_at = clock_timestamp() WHERE id = %s",
                     (Jsonb(pool.to_json()), pool_id),
                 )
-            order = await self.get_order_in(conn, order_id)
             await conn.execute(
                 "INSERT INTO settlements (order_id, signature, amount_in, amount_out, legs) "
                 "VALUES (%s, %s, %s, %s, %s)",
@@ -476,13 +485,6 @@ class OrderStore:
                 (Jsonb(after.to_json()), pool_id),
             )
             return after
-
-    @staticmethod
-    async def get_order_in(conn: Any, order_id: str) -> Order:
-        cur = await conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = %s", (_uuid(order_id),))
-        row = await cur.fetchone()
-        assert row is not None
-        return _order(row)
 
     async def settlements_count(self, order_id: str) -> int:
         async with self._conn() as conn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from workers import faults
 from workers.domain import ErrorCode, PermanentFailure, TransientFailure
@@ -40,28 +41,43 @@ class Venues:
         self._failure_rate = failure_rate
         self._seed = seed
         self._pools: dict[str, Pool] = {}
-        self._version = -1
+        self._versions: dict[str, int] = {}
 
     async def pools(self) -> dict[str, Pool]:
-        """The pools as settled now; re-read only when a settlement has moved one (one cheap query otherwise)."""
-        version = await self._store.pools_version()
-        if version != self._version:
-            self._pools, self._version = await self._store.load_pools()
+        """The pools as settled now: one cheap query for their versions, then only the changed ones are read."""
+        versions = await self._store.pool_versions()
+        stale = [pid for pid, v in versions.items() if self._versions.get(pid) != v]
+        if stale:
+            for pid, (pool, version) in (await self._store.load_pools_by_id(stale)).items():
+                self._pools[pid], self._versions[pid] = pool, version
         return self._pools
 
-    async def _ask(self, dex: str, key: tuple[str, int] | None) -> None:
-        if self._latency == "realistic":
-            lo, hi = QUOTE_LATENCY_MS
-            jitter = faults.draw(self._seed, "latency", dex, key)
-            await asyncio.sleep((lo + (hi - lo) * jitter) / 1000)
-        if key is not None and faults.venue_fails(self._seed, self._failure_rate, key[0], key[1], dex):
-            raise TransientFailure(ErrorCode.DEX_UNAVAILABLE, f"{dex} did not answer the quote request")
+    def latency_ms(self, dex: str, key: tuple[str, int] | None) -> float:
+        if self._latency != "realistic":
+            return 0.0
+        lo, hi = QUOTE_LATENCY_MS
+        return lo + (hi - lo) * faults.draw(self._seed, "latency", dex, key)
+
+    def quote_wait_ms(self, order_id: str, attempt: int, *, asked_at: datetime) -> int:
+        """How long until both venues have answered an order's quote request sent at `asked_at` (0: they have)."""
+        slowest = max(self.latency_ms(dex, (order_id, attempt)) for dex in DEXES)
+        due = asked_at + timedelta(milliseconds=slowest)
+        return max(0, int((due - datetime.now(UTC)).total_seconds() * 1000))
 
     async def quote(
         self, token_in: Token, token_out: Token, amount_in: int, *, order: tuple[str, int] | None = None
     ) -> MarketView:
-        """Asks both venues at once and routes over their pools. `order` (id, attempt) enables failure draws."""
-        await asyncio.gather(*(self._ask(dex, order) for dex in DEXES))
+        """Both venues' answers, routed over their pools.
+
+        For an order (`order` = id, attempt) the caller has already let the latency pass (`quote_wait_ms`), and
+        each venue may fail as seeded. Without one (GetQuote) the latency is awaited here.
+        """
+        if order is None:
+            await asyncio.sleep(max(self.latency_ms(dex, None) for dex in DEXES) / 1000)
+        else:
+            for dex in DEXES:
+                if faults.venue_fails(self._seed, self._failure_rate, order[0], order[1], dex):
+                    raise TransientFailure(ErrorCode.DEX_UNAVAILABLE, f"{dex} did not answer the quote request")
         pools = list((await self.pools()).values())
         try:
             route = best_route(pools, token_in, token_out, amount_in)
