@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from orderengine.v1 import order_service_pb2 as pb
+from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from tests.helpers import count_rows, execute, watch_all
 from tests.stack import Stack
 from workers.domain import OrderType
@@ -63,30 +64,33 @@ async def test_keys_are_scoped_per_owner(stack: Stack) -> None:
         await store.close()
 
 
-async def test_a_cancelled_watch_frees_its_subscription(stub, stack: Stack) -> None:
-    import redis.asyncio as aioredis
+async def test_a_cancelled_watch_frees_its_subscription(stack: Stack) -> None:
+    """Runs a gRPC server in this process to look inside its hub; cancellation must reach the handlers."""
+    from server.grpc_app import start_grpc
+    from tests.stack import free_port
+    from workers.config import Settings
 
-    from workers.publisher import channel_for
-
-    # An order stored but never queued stays pending, so its stream stays open until the client cancels it.
+    settings = Settings(redis_url=stack.redis_url, database_url=stack.database_url, grpc_host="127.0.0.1")
+    app = await start_grpc(settings, port=free_port())
     store = await OrderStore.open(stack.database_url, min_size=1, max_size=2)
-    r = aioredis.Redis.from_url(stack.redis_url)
+    # An order stored but never queued stays pending, so its streams stay open until the client cancels them.
     order, _ = await store.create_order(NewOrder("default", OrderType.MARKET, "SOL", "USDC", 10**9, 50))
     try:
-        calls = [stub.WatchOrder(pb.WatchOrderRequest(order_id=order.id)) for _ in range(20)]
-        for call in calls:
-            assert (await call.read()).event.seq == 1
-        [(_, subscribers)] = await r.pubsub_numsub(channel_for(order.id))
-        assert subscribers == 1  # one Redis subscription shared by the 20 streams
-        for call in calls:
-            call.cancel()
-        for _ in range(200):  # the server unsubscribes as soon as its handlers see the cancellations
-            [(_, subscribers)] = await r.pubsub_numsub(channel_for(order.id))
-            if subscribers == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert subscribers == 0
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+            stub = pb_grpc.OrderServiceStub(ch)
+            calls = [stub.WatchOrder(pb.WatchOrderRequest(order_id=order.id)) for _ in range(20)]
+            for call in calls:
+                first = await call.read()
+                assert isinstance(first, pb.WatchOrderResponse) and first.event.seq == 1
+            assert app.hub.watched_orders == 1  # twenty streams, one entry
+            for call in calls:
+                call.cancel()
+            for _ in range(200):  # the handlers leave as soon as they see the cancellation
+                if app.hub.watched_orders == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert app.hub.watched_orders == 0
     finally:
         await store.forget_unstarted(order.id)
         await store.close()
-        await r.aclose()
+        await app.stop(grace=0)
