@@ -18,8 +18,8 @@ from bench.launcher import System
 from bench.procstat import CpuMeter, memory_kib
 from bench.stats import summary_ms
 
-OPEN_TIMEOUT_S = 120.0
-RUN_TIMEOUT_S = 180.0
+OPEN_TIMEOUT_S = 30.0
+RUN_TIMEOUT_S = 90.0
 
 
 async def fan_out(system: System, *, streams: int, orders: int, workers: int, channels: int = 8) -> dict[str, Any]:

@@ -68,8 +68,12 @@ async def _serve(settings: Settings) -> None:
     await app.stop(grace=5.0)
 
 
-def cmd_serve(settings: Settings) -> int:
+def cmd_serve(settings: Settings, processes: int = 1) -> int:
     _require_stores(settings)
+    if processes > 1:
+        # gRPC binds with SO_REUSEPORT, so the kernel spreads connections over processes sharing the port.
+        argv = [sys.executable, "-m", "server.cli", "serve"]
+        return _supervise([(f"serve-{i + 1}", argv) for i in range(processes)], os.environ.copy())
     _use_uvloop()
     asyncio.run(_serve(settings))
     return 0
@@ -220,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="everything on this machine, with embedded Redis/PostgreSQL if none is set")
     dev.add_argument("--workers", type=int, default=None, help="worker processes (default WORKER_PROCESSES or 1)")
-    sub.add_parser("serve", help="the gRPC server (GRPC_PORT)")
+    serve = sub.add_parser("serve", help="the gRPC server (GRPC_PORT)")
+    serve.add_argument("--processes", type=int, default=1, help="server processes sharing GRPC_PORT")
     worker = sub.add_parser("worker", help="Dramatiq worker processes")
     worker.add_argument("--processes", type=int, default=None)
     worker.add_argument("--threads", type=int, default=None)
@@ -234,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "dev":
             return cmd_dev(settings, args.workers or settings.worker_processes)
         case "serve":
-            return cmd_serve(settings)
+            return cmd_serve(settings, args.processes)
         case "worker":
             return cmd_worker(settings, args.processes or settings.worker_processes, args.threads)
         case "bridge":
