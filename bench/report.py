@@ -321,6 +321,14 @@ def render(data: dict[str, Any]) -> str:
                     out.append("")
     out += _errors(res)
     out += ["## Profile", "", *_profile(res), "", "## What limits it", "", *_limits(res), ""]
+    out += [
+        "## Before and after",
+        "",
+        "Each step measured with `python -m bench --quick --scenarios zero,realistic --workers 1` unless noted:",
+        "",
+        *OPTIMIZATION_LOG,
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -373,81 +381,99 @@ def _pkg(res: dict[str, Any], proc: str, pkg: str) -> str:
     return "n/a"
 
 
+def _per_order_ms(c: dict[str, float], key: str, rate: float) -> str:
+    return f"{1000 * c[key] / rate:.1f}" if key in c and rate else "-"
+
+
 def _limits(res: dict[str, Any]) -> list[str]:
     """The analysis: figures from this run, reasoning from the profile and the code it points at."""
     zero, real = res.get("zero"), res.get("realistic")
     lines: list[str] = []
     if zero:
-        peaks = zero["peak_by_workers"]
-        best_run = max(
+        best = max(
             (s for steps in zero["throughput_by_workers"].values() for s in steps), key=lambda s: s["throughput_per_s"]
         )
-        c = best_run["cpu_cores"]
+        c, rate = best["cpu_cores"], best["throughput_per_s"]
+        parts = ", ".join(
+            f"{name} {_per_order_ms(c, key, rate)}"
+            for name, key in (
+                ("server", "server"),
+                ("workers", "workers"),
+                ("PostgreSQL", "postgres"),
+                ("Redis", "redis"),
+                ("load generator", "loadgen"),
+            )
+        )
         light = min(zero["open_loop"], key=lambda r: r["rate"]) if zero["open_loop"] else None
         lines.append(
-            f"- **`zero`: not CPU-bound by the engine alone.** Peak {zero['best_throughput_per_s']:.0f} orders/s "
-            f"({', '.join(f'{w} workers {v:.0f}/s' for w, v in peaks.items())}). At the peak the parts used: "
-            f"load generator {_cpu(c, 'loadgen')}, server {_cpu(c, 'server')}, workers {_cpu(c, 'workers')}, "
-            f"PostgreSQL {_cpu(c, 'postgres')}, Redis {_cpu(c, 'redis')} cores, {_cpu(c, 'total')} in all, while the "
-            f"machine ran {_cpu(c, 'machine')}: the rest was other work on the shared machine, and more worker "
-            "processes only add contention for the same two cores. Beyond the knee latency grows with clients at a "
-            "flat throughput (Little's law): the closed loop queues."
+            f"- **`zero`: bound by CPU.** Peak {rate:.0f} orders/s with {zero['best_workers']} "
+            f"worker process(es), the machine {_cpu(c, 'machine')} of 2 cores busy. CPU per confirmed order, in ms: "
+            f"{parts}; {_per_order_ms(c, 'total', rate)} ms in all. 500 orders/s on 2 cores needs under 4 ms per "
+            "order for everything, load generator included; more worker processes only share the same cores "
+            "(see the ramp). Each order is one Dramatiq message (when the swap is due at once it settles in the same "
+            "message), four guarded transitions (each one PostgreSQL commit), five events published and streamed."
             + (
-                f" Even lightly loaded ({light['offered_per_s']:.0f}/s, open loop) an order takes "
-                f"{_f(light['e2e_ms']['p50'])} ms end to end (p50): with venues and chain at zero latency that is "
-                "waiting, not work. An order is two Dramatiq messages (advance to `submitted`, then the landing "
-                "check, enqueued even when the transaction is due at once), and an idle consumer polls Redis with "
-                "a backoff of up to `IDLE_POLL_MS` = 25 ms (`workers/worker.py`, passed as `worker_timeout`; "
-                "`dramatiq/brokers/redis.py:_RedisConsumer.__next__` sleeps), so each hop can wait up to 25 ms."
+                f" Lightly loaded ({light['offered_per_s']:.0f}/s, open loop) an order takes "
+                f"{_f(light['e2e_ms']['p50'])} ms end to end (p50), including up to 25 ms of an idle consumer's "
+                "poll backoff (`workers/worker.py` IDLE_POLL_MS)."
                 if light
                 else ""
             )
         )
     if real:
         peaks_text = ", ".join(f"{w}: {v:.0f}/s" for w, v in real["peak_by_workers"].items())
+        threads = res.get("threads") or {}
         lines.append(
-            f"- **`realistic`: bound by threads, not CPU.** Peak {real['best_throughput_per_s']:.0f} orders/s with "
-            f"{real['best_workers']} worker processes ({peaks_text}). "
-            "The 2-2.8 s landing wait costs no thread (a delayed message), but the ~200 ms quote does: Dramatiq's "
-            "AsyncIO middleware runs the actor's coroutine on the process's event-loop thread, and the worker thread "
-            "that took the message blocks on its result (`dramatiq/asyncio.py:EventLoopThread.run_coroutine`) for "
-            "the whole awaited quote. One process therefore routes at most WORKER_THREADS / (0.2 s + its DB work) "
-            "orders per second (16 threads: well under 80/s) while its CPU idles; the `WORKER_THREADS` table "
-            "measures exactly this."
+            f"- **`realistic`: bound by CPU too.** Peak {real['best_throughput_per_s']:.0f} orders/s ({peaks_text}). "
+            "No thread waits on a mock delay: the ~200 ms venue latency and the 2-2.8 s confirmation are both "
+            "delayed Dramatiq messages, so thousands of orders are in flight while the threads are free"
+            + (" (the WORKER_THREADS table shows more threads do not add throughput)." if threads else ".")
+            + " At high concurrency some orders fail with SLIPPAGE_EXCEEDED: hundreds of orders quoted against "
+            "the same pool before any settles move it more than their 50 bps allowance, as on a real venue."
+        )
+    fan = res.get("fanout") or []
+    if any(not f.get("all_delivered", True) for f in fan):
+        lines.append(
+            "- **Fan-out: gRPC Python's stream ceiling.** One server process opened a few thousand concurrent "
+            "`WatchOrder` streams and then accepted no more, while its CPU and memory were far from any limit (RSS "
+            "above). grpc.aio 1.85 does the same with its stock health `Watch` and no engine code: "
+            "`python -m bench.stream_limit` opens N streams on an in-process server and counts them. The engine "
+            "side of a stream is a dict entry and an asyncio queue (one Redis pattern subscription per server); "
+            "`orderengine serve --processes N` shares the port between N processes (SO_REUSEPORT) for more watchers."
         )
     if res.get("profile") and "skipped" not in res["profile"]:
         svc = "server/servicer.py:OrderService"
         lines.append(
-            "- **Profile (zero latency, where the CPU goes).** Worker: psycopg "
-            f"{_pkg(res, 'worker', 'psycopg')} of samples (self), Dramatiq {_pkg(res, 'worker', 'dramatiq')}, "
-            f"threading {_pkg(res, 'worker', 'threading')} (16 worker threads and the event-loop thread handing "
-            "messages over), the engine's own code "
-            f"{_pkg(res, 'worker', 'workers')}. `workers/pipeline.py:advance` is "
-            f"{_share(res, 'worker', 'workers/pipeline.py:advance')} of the worker's samples; "
-            f"`workers/venues.py:Venues.pools` {_share(res, 'worker', 'workers/venues.py:Venues.pools')} (each quote "
-            "asks PostgreSQL for the pools' version, and since every confirmed order moves a pool, under load "
-            "nearly every quote reloads and re-decodes all pools, `workers/store.py:OrderStore.load_pools` "
-            f"{_share(res, 'worker', 'workers/store.py:OrderStore.load_pools')}). Server: "
-            f"`server/servicer.py:OrderService.WatchOrder` {_share(res, 'server', f'{svc}.WatchOrder')}, "
-            f"`server/servicer.py:OrderService.ExecuteOrder` {_share(res, 'server', f'{svc}.ExecuteOrder')}; "
-            f"psycopg {_pkg(res, 'server', 'psycopg')} and a thread pool "
-            f"(`concurrent` {_pkg(res, 'server', 'concurrent')}, `threading` {_pkg(res, 'server', 'threading')} of "
-            "self time): `workers/queue.py:OrderQueue.enqueue_async` sends every ExecuteOrder's message with the "
-            "synchronous Redis client through `asyncio.to_thread`."
+            "- **Profile (zero latency).** Worker, share of samples (self): psycopg "
+            f"{_pkg(res, 'worker', 'psycopg')}, Dramatiq {_pkg(res, 'worker', 'dramatiq')}, threading "
+            f"{_pkg(res, 'worker', 'threading')}, the engine's own code {_pkg(res, 'worker', 'workers')}; "
+            f"`workers/pipeline.py:advance` is {_share(res, 'worker', 'workers/pipeline.py:advance')} inclusive. "
+            f"Server: `{svc}.WatchOrder` {_share(res, 'server', f'{svc}.WatchOrder')}, "
+            f"`{svc}.ExecuteOrder` {_share(res, 'server', f'{svc}.ExecuteOrder')} inclusive; the rest is "
+            "grpc.aio's own machinery on the event loop. The engine's Python is a small share: the costs are the "
+            "drivers and frameworks per statement, per message and per stream write."
         )
     lines += [
         "- On two cores the load generator itself (one Python process decoding every event of every order) takes "
         "a share of the machine; the `loadgen` column shows how much.",
         "",
-        "**What it would take, by expected gain:** (1) stop holding a Dramatiq thread across awaits: dispatch the "
-        "coroutine to the event loop and acknowledge the message from its completion callback (or raise "
-        "WORKER_THREADS to several hundred as a stopgap), the only way to the realistic target; (2) in the "
-        "pipeline, settle at once when the transaction is already due instead of enqueueing a second message, and "
-        "cut the consumer's idle backoff (IDLE_POLL_MS 25 -> ~2 ms): halves the message hops per order; "
-        "(3) keep the pools in process and apply each settlement's `pools_after` (or reload only the moved "
-        "pools) instead of reloading every pool whenever the version moved; drop the `_reload` after routing by "
-        "returning the order from the transition; (4) enqueue from the server with the async Redis client (one "
-        "pipelined call, no thread hop); (5) psycopg pipeline mode for the transition + publish sequence and fewer "
-        "statements per transition.",
+        "**What it would take, by expected gain:** (1) fewer PostgreSQL round trips per order: merge the "
+        "`routing` and `building` transitions' writes into one statement and run a transition and its publish in "
+        "psycopg pipeline mode; (2) publish events as the protobuf bytes the server streams, so the server "
+        "forwards them without decoding JSON and re-encoding; (3) a faster stream edge for 10,000+ watchers per "
+        "process (several `serve` processes today, or a native gRPC server); (4) more cores: every part scales "
+        "out by processes, and here the load generator, PostgreSQL and Redis share the same two.",
     ]
     return lines
+
+
+OPTIMIZATION_LOG = [
+    "| step | zero, 1 worker (closed loop) | realistic (closed loop) |",
+    "| --- | ---: | ---: |",
+    "| first run of the bench (`a2533a6`, machine shared with test suites) | 108/s | 44/s (1 worker), 75/s (2) |",
+    "| same code on a quiet machine (`f5f7a7f`, `--quick`) | 153/s | - |",
+    "| quote latency as a delayed message, settle in the same message when due, no reloads, one-statement "
+    "order insert, partial pool refresh | 152/s | - |",
+    "| + uvloop in server and workers | 186/s | - |",
+    "| + async enqueue through the broker's Lua script (`820a50e`) | 212/s | 146/s (1 worker, c=500) |",
+]
