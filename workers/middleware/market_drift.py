@@ -21,21 +21,16 @@ orders: they write no ledger row, so a replay of the settlements alone matches t
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
-
-import dramatiq
-from dramatiq.asyncio import get_event_loop_thread
 
 from workers import runtime
 from workers.market import DlmmPool, InsufficientLiquidityError, Pool, Token
+from workers.middleware.periodic import Periodic
 from workers.store import OrderStore
 
 log = logging.getLogger(__name__)
@@ -97,33 +92,19 @@ def drifted(pool: Pool, plan: DriftPlan, idle_seconds: float) -> Pool:
     return pool
 
 
-class MarketDrift(dramatiq.Middleware):
+class MarketDrift(Periodic):
     def __init__(self, *, interval_seconds: float, seed: int, max_move_bps: int = DEFAULT_MAX_MOVE_BPS) -> None:
-        if interval_seconds <= 0:
-            raise ValueError("interval_seconds must be positive")
-        self.interval_seconds = interval_seconds
+        super().__init__(interval_seconds=interval_seconds)
         self.seed = seed
         self.max_move_bps = max_move_bps
-        self._task: asyncio.Future[None] | None = None
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
-        loop_thread = get_event_loop_thread()
-        assert loop_thread is not None
-        self._task = asyncio.run_coroutine_threadsafe(self._run(), loop_thread.loop)  # type: ignore[assignment]
+    def next_delay(self) -> float:
+        # Wake at the start of the next interval, as every other worker does.
+        return self.interval_seconds - time.time() % self.interval_seconds
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        while True:
-            # Wake at the start of the next interval, as every other worker does.
-            now = time.time()
-            await asyncio.sleep(self.interval_seconds - now % self.interval_seconds)
-            interval = int(time.time() // self.interval_seconds)
-            with contextlib.suppress(Exception):
-                engine = runtime.current()
-                await self.drift(engine.store, interval, list(await engine.venues.pools()))
+    async def tick(self, engine: runtime.Engine) -> None:
+        interval = int(time.time() // self.interval_seconds)
+        await self.drift(engine.store, interval, list(await engine.venues.pools()))
 
     async def drift(self, store: OrderStore, interval: int, pool_ids: list[str]) -> Pool | None:
         """Applies this interval's drift unless another process already has; the pool's new state, or None."""

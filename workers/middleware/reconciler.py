@@ -12,39 +12,21 @@ enqueueing it. Every actor is idempotent, so a re-drive of an order that was mer
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from typing import Any
-
-import dramatiq
-from dramatiq.asyncio import get_event_loop_thread
 
 from workers import runtime
+from workers.middleware.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
 
-class Reconciler(dramatiq.Middleware):
+class Reconciler(Periodic):
     def __init__(self, *, idle_seconds: float, interval_seconds: float) -> None:
+        super().__init__(interval_seconds=interval_seconds)
         self.idle_seconds = idle_seconds
-        self.interval_seconds = interval_seconds
-        self._task: asyncio.Future[None] | None = None
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
-        loop_thread = get_event_loop_thread()
-        assert loop_thread is not None
-        self._task = asyncio.run_coroutine_threadsafe(self._run(), loop_thread.loop)  # type: ignore[assignment]
-
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_seconds)
-            with contextlib.suppress(Exception):
-                await self.sweep(runtime.current())
+    async def tick(self, engine: runtime.Engine) -> None:
+        await self.sweep(engine)
 
     async def sweep(self, engine: runtime.Engine) -> int:
         ids = await engine.store.stale_orders(self.idle_seconds)
