@@ -22,6 +22,7 @@ from workers.broker import build_broker
 from workers.config import Settings
 from workers.publisher import EventPublisher
 from workers.queue import OrderQueue
+from workers.redis_client import async_redis
 from workers.store import OrderStore
 from workers.venues import Venues
 
@@ -75,7 +76,7 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     )
 
     server = grpc.aio.server(interceptors=[ErrorMapping()], options=SERVER_OPTIONS)
-    redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    redis = async_redis(settings.redis_url, socket_timeout=2)
     publisher = EventPublisher(redis)
     queue = OrderQueue(build_broker(settings), redis)
     pb_grpc.add_OrderServiceServicer_to_server(OrderService(store, hub, queue, venues, publisher), server)

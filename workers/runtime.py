@@ -12,6 +12,7 @@ from workers.config import Settings
 from workers.market import genesis_pools
 from workers.publisher import EventPublisher
 from workers.queue import OrderQueue
+from workers.redis_client import async_redis
 from workers.store import OrderStore
 from workers.venues import Venues
 
@@ -30,7 +31,7 @@ class Engine:
     async def open(cls, settings: Settings, broker: RedisBroker, *, pool_size: int = 10) -> Engine:
         assert settings.database_url and settings.redis_url, "DATABASE_URL and REDIS_URL must be set"
         store = await OrderStore.open(settings.database_url, max_size=pool_size)
-        redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        redis = async_redis(settings.redis_url)
         venues = Venues(
             store,
             latency=settings.market_latency,
