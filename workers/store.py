@@ -19,7 +19,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from workers.chain import Submission
 from workers.domain import ALLOWED_FROM, NON_FINAL_STATUSES, OrderError, OrderStatus, OrderType
-from workers.market.pool import Pool, pool_from_json
+from workers.market.codec import pool_from_json
+from workers.market.pool import Pool
 from workers.models import EventDetails, NewOrder, Order, OrderEvent
 
 

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.market.pool import InsufficientLiquidityError, pool_from_json
+from workers.market.codec import pool_from_json
+from workers.market.pool import InsufficientLiquidityError
 from workers.market.raydium import CpmmPool
 from workers.market.tokens import SOL, USDC, USDT
 

@@ -4,8 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workers.market.codec import pool_from_json
 from workers.market.meteora import FEE_PRECISION, ONE_Q64, DlmmPool, bin_id_for_price, bin_price_q64
-from workers.market.pool import InsufficientLiquidityError, pool_from_json
+from workers.market.pool import InsufficientLiquidityError
 from workers.market.tokens import SOL, USDC, Token
 
 FAST = settings(max_examples=150, deadline=None, derandomize=True)

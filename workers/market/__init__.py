@@ -1,8 +1,9 @@
 """The mock market: tokens, Raydium CPMM and Meteora DLMM pools, routing. Pure and synchronous."""
 
+from workers.market.codec import pool_from_json
 from workers.market.genesis import genesis_pools
 from workers.market.meteora import DlmmPool
-from workers.market.pool import DEXES, Dex, InsufficientLiquidityError, Pool, SwapResult, pool_from_json
+from workers.market.pool import DEXES, Dex, InsufficientLiquidityError, Pool, SwapResult
 from workers.market.raydium import CpmmPool
 from workers.market.routing import (
     Execution,

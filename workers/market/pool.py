@@ -102,16 +102,3 @@ def impact_bps(amount_out: int, net_in: int, spot_num: int, spot_den: int) -> in
 def ratio_bps(part: int, whole: int) -> int:
     """part / whole in bps, rounded half up."""
     return (2 * part * BPS + whole) // (2 * whole) if whole > 0 else 0
-
-
-def pool_from_json(d: dict[str, Any]) -> Pool:
-    # Imported here because the venue modules import this one.
-    from workers.market.meteora import DlmmPool
-    from workers.market.raydium import CpmmPool
-
-    dex = d.get("dex")
-    if dex == "raydium":
-        return CpmmPool.from_json(d)
-    if dex == "meteora":
-        return DlmmPool.from_json(d)
-    raise ValueError(f"unknown dex {dex!r} in pool state")
