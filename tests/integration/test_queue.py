@@ -42,7 +42,8 @@ async def test_async_enqueue_matches_the_brokers_own(stores: Stores) -> None:
             assert set(async_one.options) == set(sync_one.options)
         assert abs(later_msgs[1].options["eta"] - later_msgs[0].options["eta"]) < 5_000
     finally:
-        plain.flushdb()
+        for key in plain.scan_iter("orderengine:*"):  # only what this test wrote, never a whole database
+            plain.delete(key)
         plain.close()
         await redis.aclose()
         broker.close()
