@@ -30,7 +30,7 @@ import redis
 from bench.procstat import descendants
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
-from server.orphans import die_with_parent
+from server.orphans import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_DATABASES = 16
@@ -211,12 +211,11 @@ class System:
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "server.cli", *args],
-                env=env or self.env,
+                env=child_env(env or self.env),
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                preexec_fn=die_with_parent,
             )
         finally:
             log.close()

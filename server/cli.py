@@ -8,13 +8,14 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from server.orphans import die_with_parent
+from server.orphans import child_env, die_with_parent_if_asked
 from workers.config import Settings, get_settings
 
 log = logging.getLogger("orderengine")
@@ -141,9 +142,11 @@ def cmd_pools(settings: Settings) -> int:
 # -- dev: everything on one machine ----------------------------------------------------------------------------
 
 
-def _supervise(children: Sequence[tuple[str, list[str]]], env: dict[str, str]) -> int:
+def _supervise(
+    children: Sequence[tuple[str, list[str]]], env: dict[str, str], on_started: Callable[[], None] | None = None
+) -> int:
     """Starts the children, waits for a signal or for one of them to exit, then stops them all."""
-    procs = {name: subprocess.Popen(argv, env=env, preexec_fn=die_with_parent) for name, argv in children}
+    procs = {name: subprocess.Popen(argv, env=child_env(env)) for name, argv in children}
     stopping = False
 
     def stop(*_: object) -> None:
@@ -154,6 +157,8 @@ def _supervise(children: Sequence[tuple[str, list[str]]], env: dict[str, str]) -
     signal.signal(signal.SIGTERM, stop)
     code = 0
     try:
+        if on_started is not None:
+            on_started()
         while not stopping:
             for name, p in procs.items():
                 if p.poll() is not None:
@@ -174,6 +179,16 @@ def _supervise(children: Sequence[tuple[str, list[str]]], env: dict[str, str]) -
                 p.kill()
                 p.wait()
     return code
+
+
+def _announce_when_serving(port: int, banner: str, within: float = 30.0) -> None:
+    """Prints the banner once the gRPC port accepts connections, so what it lists already answers."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            break
+        time.sleep(0.1)  # the server process is still starting; nothing to await across processes
+    print(banner, flush=True)
 
 
 def cmd_dev(settings: Settings, processes: int) -> int:
@@ -202,17 +217,16 @@ def cmd_dev(settings: Settings, processes: int) -> int:
             ("worker", [*me, "worker", "--processes", str(processes)]),
             ("bridge", [*me, "bridge"]),
         ]
-        print(
+        banner = (
             "\n  orderengine is up\n"
             f"    gRPC     localhost:{settings.grpc_port}   (grpcurl -plaintext localhost:{settings.grpc_port} list)\n"
             f"    web page http://localhost:{settings.http_port}/\n"
             f"    HTTP/WS  http://localhost:{settings.http_port}/api/orders/execute, "
             f"ws://localhost:{settings.http_port}/ws/orders/<id>\n"
             f"    data     {data}\n"
-            "  Ctrl-C stops everything.\n",
-            flush=True,
+            "  Ctrl-C stops everything.\n"
         )
-        return _supervise(children, env)
+        return _supervise(children, env, on_started=lambda: _announce_when_serving(settings.grpc_port, banner))
     finally:
         for server in reversed(embedded):
             server.stop()
@@ -233,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("migrate", help="create or update the schema and the genesis market")
     sub.add_parser("pools", help="list the market's pools and their current prices")
     args = parser.parse_args(argv)
+    die_with_parent_if_asked()
     _setup_logging(args.log_level)
     settings = get_settings()
     match args.command:

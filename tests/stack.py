@@ -19,7 +19,7 @@ import psycopg
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
-from server.orphans import die_with_parent
+from server.orphans import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,11 +135,10 @@ class Stack:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
         proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", *args],
-            env=env or self.env,
+            env=child_env(env or self.env),
             cwd=ROOT,
             stdout=log,
             stderr=log,
-            preexec_fn=die_with_parent,
         )
         self.processes[name] = proc
         return proc
