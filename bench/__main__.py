@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stores: Stores | None = None
     try:
         say(f"bench: stores starting (data in {tmp})")
-        stores = Stores.start(tmp)
+        stores = Stores.start_for_bench(tmp)
         results = asyncio.run(run(plan, scenarios, stores, live, tmp))
     except KeyboardInterrupt:
         say("bench: interrupted; stopping everything")

@@ -20,122 +20,37 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
-import psycopg
-import redis
 
 from bench.procstat import descendants
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.orphans import child_env
+from server.scratch_stores import ScratchStores, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_DATABASES = 16
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Stores:
-    """One Redis and one PostgreSQL server. Each `System` gets a fresh database and a flushed Redis database."""
-
-    redis_base: str
-    postgres_admin: str
-    tmp: Path
-    embedded: bool
-    _servers: list[Any] = field(default_factory=list)
-    _databases: list[str] = field(default_factory=list)
-    _next_redis_db: int = 1
+class Stores(ScratchStores):
+    """The benchmark's stores: REDIS_URL / DATABASE_URL when given, embedded servers otherwise."""
 
     @classmethod
-    def start(cls, tmp: Path) -> Stores:
-        from server.embedded import EmbeddedPostgres, EmbeddedRedis
-
-        redis_url, pg_url = os.environ.get("REDIS_URL"), os.environ.get("DATABASE_URL")
-        servers: list[Any] = []
-        stores = cls(redis_base="", postgres_admin="", tmp=tmp, embedded=not (redis_url and pg_url), _servers=servers)
-        try:
-            if not redis_url:
-                r = EmbeddedRedis(tmp / "redis", persist=False)
-                servers.append(r)
-                redis_url = r.start()
-            if not pg_url:
-                p = EmbeddedPostgres(tmp / "pg")
-                servers.append(p)
-                pg_url = p.start()
-        except BaseException:
-            stores.stop()
-            raise
-        stores.redis_base, stores.postgres_admin = redis_url, pg_url
-        return stores
+    def start_for_bench(cls, tmp: Path) -> Stores:
+        return cls.start(
+            tmp, redis_url=os.environ.get("REDIS_URL"), postgres_url=os.environ.get("DATABASE_URL"), prefix="oe_bench"
+        )
 
     def pids(self) -> dict[str, list[int]]:
         """The store servers' processes (embedded only: a given server may be on another host)."""
         out: dict[str, list[int]] = {}
-        for server in self._servers:
-            kind = type(server).__name__
-            if kind == "EmbeddedRedis" and server.pid:
-                out["redis"] = [int(server.pid)]
-            elif kind == "EmbeddedPostgres":
-                pid = _postmaster_pid(self.tmp / "pg")
-                if pid:
-                    out["postgres"] = [pid, *descendants(pid)]
+        if self.redis_server is not None and self.redis_server.pid:
+            out["redis"] = [int(self.redis_server.pid)]
+        if self.postgres_server is not None:
+            pid = _postmaster_pid(self.tmp / "pg")
+            if pid:
+                out["postgres"] = [pid, *descendants(pid)]
         return out
-
-    def new_database(self) -> str:
-        name = f"oe_bench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(self.postgres_admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        self._databases.append(name)
-        parts = urlsplit(self.postgres_admin)
-        return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-    def new_redis(self) -> str:
-        db = self._next_redis_db
-        self._next_redis_db = db % (REDIS_DATABASES - 1) + 1
-        if self.redis_base.startswith("unix://"):
-            sep = "&" if "?" in self.redis_base else "?"
-            url = f"{self.redis_base}{sep}db={db}"
-        else:
-            parts = urlsplit(self.redis_base)
-            url = urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
-        client = redis.Redis.from_url(url)
-        try:
-            client.flushdb()
-        finally:
-            client.close()
-        return url
-
-    def drop_database(self, url: str) -> None:
-        name = urlsplit(url).path.lstrip("/")
-        with (
-            contextlib.suppress(psycopg.Error),
-            psycopg.connect(self.postgres_admin, autocommit=True) as conn,
-        ):
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if name in self._databases:
-            self._databases.remove(name)
-
-    def stop(self) -> None:
-        if self._databases and self.postgres_admin:
-            with (
-                contextlib.suppress(psycopg.Error),
-                psycopg.connect(self.postgres_admin, autocommit=True) as conn,
-            ):
-                for name in self._databases:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self._databases.clear()
-        for server in reversed(self._servers):
-            with contextlib.suppress(Exception):
-                server.stop()
-        self._servers.clear()
 
 
 def _postmaster_pid(data_dir: Path) -> int | None:
@@ -171,7 +86,7 @@ class System:
         port = free_port()
         env = {
             **os.environ,
-            "REDIS_URL": stores.new_redis(),
+            "REDIS_URL": stores.new_redis(flush=True),
             "DATABASE_URL": stores.new_database(),
             "GRPC_PORT": str(port),
             "GRPC_HOST": "127.0.0.1",

@@ -17,7 +17,7 @@ FLAKY_FAILURE_RATE = 0.3
 
 @pytest.fixture(scope="session")
 def stores() -> Iterator[Stores]:
-    s = Stores.start()
+    s = Stores.start_for_tests()
     yield s
     s.stop()
 

@@ -4,89 +4,32 @@ worker processes started with `python -m server.cli`, exactly as operators start
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
-import psycopg
 
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
-from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.orphans import child_env
+from server.scratch_stores import ScratchStores, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Stores:
-    """One Redis and one PostgreSQL server; each stack gets its own database and Redis database index."""
-
-    redis_base: str
-    postgres_admin: str
-    redis_server: EmbeddedRedis | None = None
-    postgres_server: EmbeddedPostgres | None = None
-    _embedded: list[object] = field(default_factory=list)
-    _databases: list[str] = field(default_factory=list)
-    _next_redis_db: int = 1
+class Stores(ScratchStores):
+    """The tests' stores: TEST_REDIS_URL / TEST_DATABASE_URL when given, embedded servers otherwise."""
 
     @classmethod
-    def start(cls, *, embedded_only: bool = False) -> Stores:
-        """Embedded servers unless TEST_REDIS_URL / TEST_DATABASE_URL are set (`embedded_only`: always, for tests
-        that stop and restart the servers)."""
+    def start_for_tests(cls, *, embedded_only: bool = False) -> Stores:
+        """`embedded_only`: always embedded, for tests that stop and restart the servers."""
         redis_url = None if embedded_only else os.environ.get("TEST_REDIS_URL")
         pg_url = None if embedded_only else os.environ.get("TEST_DATABASE_URL")
         tmp = Path(tempfile.mkdtemp(prefix="oe-test-"))
-        r = p = None
-        if not redis_url:
-            r = EmbeddedRedis(tmp / "redis", persist=False)
-            redis_url = r.start()
-        if not pg_url:
-            p = EmbeddedPostgres(tmp / "pg")
-            pg_url = p.start()
-        embedded: list[object] = [s for s in (r, p) if s is not None]
-        return cls(redis_base=redis_url, postgres_admin=pg_url, redis_server=r, postgres_server=p, _embedded=embedded)
-
-    def new_database(self) -> str:
-        """A fresh database, so tests never see anyone's data (also on a TEST_DATABASE_URL server)."""
-        name = f"oe_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self.postgres_admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        self._databases.append(name)
-        return _with_database(self.postgres_admin, name)
-
-    def new_redis(self) -> str:
-        db = self._next_redis_db
-        self._next_redis_db += 1
-        sep = "&" if "?" in self.redis_base else "?"
-        if self.redis_base.startswith("unix://"):
-            return f"{self.redis_base}{sep}db={db}"
-        parts = urlsplit(self.redis_base)
-        return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
-
-    def stop(self) -> None:
-        with psycopg.connect(self.postgres_admin, autocommit=True) as conn:
-            for name in self._databases:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        for server in reversed(self._embedded):
-            server.stop()  # type: ignore[attr-defined]
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+        return cls.start(tmp, redis_url=redis_url, postgres_url=pg_url, prefix="oe_test")
 
 
 @dataclass

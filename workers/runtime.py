@@ -84,7 +84,7 @@ async def list_pools(settings: Settings) -> list[str]:
     assert settings.database_url
     store = await OrderStore.open(settings.database_url, min_size=1, max_size=1)
     try:
-        pools, _ = await store.load_pools()
+        pools = await store.load_pools()
     finally:
         await store.close()
     lines = [f"{'pool':<28} {'venue':<8} {'pair':<14} {'price':>18}  reserves"]

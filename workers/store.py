@@ -357,12 +357,10 @@ class OrderStore:
                 created += cur.rowcount
             return created
 
-    async def load_pools(self) -> tuple[dict[str, Pool], int]:
-        """All pools and a version stamp (the sum of pool versions) that changes whenever any pool does."""
+    async def load_pools(self) -> dict[str, Pool]:
         async with self._conn() as conn:
-            cur = await conn.execute("SELECT id, state, version FROM pools")
-            rows = await cur.fetchall()
-        return {r[0]: pool_from_json(r[1]) for r in rows}, sum(r[2] for r in rows)
+            cur = await conn.execute("SELECT id, state FROM pools")
+            return {r[0]: pool_from_json(r[1]) for r in await cur.fetchall()}
 
     async def pool_versions(self) -> dict[str, int]:
         async with self._conn() as conn:

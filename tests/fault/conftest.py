@@ -11,7 +11,7 @@ from tests.stack import Stores
 
 @pytest.fixture(scope="module")
 def fault_stores() -> Iterator[Stores]:
-    stores = Stores.start(embedded_only=True)
+    stores = Stores.start_for_tests(embedded_only=True)
     yield stores
     stores.stop()
 

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.stack import Stack, free_port
+from server.scratch_stores import free_port
+from tests.stack import Stack
 
 ORDERENGINE = str(Path(sys.executable).with_name("orderengine"))
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from client import AsyncOrderClient
 from orderengine.v1 import order_service_pb2 as pb
-from tests.stack import Stack, free_port
+from server.scratch_stores import free_port
+from tests.stack import Stack
 
 ORDERCTL = str(Path(sys.executable).with_name("orderctl"))
 LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
