@@ -1,7 +1,8 @@
 """The venues as the engine reaches them: network latency and seeded failures around the market's pure math.
 
 The math (pools, quotes, routes) is in `workers.market`; this module adds what talking to a DEX costs: a quote
-takes ~200 ms under `realistic` latency (awaited, never slept on a thread) and fails at MARKET_FAILURE_RATE.
+takes ~200 ms under `realistic` latency and fails at MARKET_FAILURE_RATE. For an order the latency is a delayed
+message (`quote_wait_ms`, see `workers.pipeline`), so no thread waits on it; GetQuote awaits it on the server's loop.
 """
 
 from __future__ import annotations
