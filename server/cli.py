@@ -1,4 +1,5 @@
-"""`orderengine`: run the whole system (`dev`) or one part of it (`serve`, `worker`, `bridge`, `migrate`)."""
+"""`orderengine`: run the whole system (`dev`) or one part of it (`serve`, `worker`, `bridge`, `migrate`), and the
+admin commands (`pools`, `accounts`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from server import accounts_cli
 from server.orphans import child_env, die_with_parent_if_asked
 from workers.config import Settings, get_settings
 
@@ -125,18 +127,31 @@ def cmd_bridge(settings: Settings) -> int:
 # -- pools -----------------------------------------------------------------------------------------------------
 
 
+def _database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded PostgreSQL of `orderengine dev` (shared, and left running)."""
+    if settings.database_url:
+        return settings.database_url
+    from server.embedded import EmbeddedPostgres
+
+    return EmbeddedPostgres(Path(settings.data_dir).resolve() / "postgres").start()
+
+
 def cmd_pools(settings: Settings) -> int:
     from workers.runtime import list_pools
 
-    if not settings.database_url:
-        # Read the market of `orderengine dev` (its embedded PostgreSQL is shared, and left running).
-        from server.embedded import EmbeddedPostgres
-
-        pg = EmbeddedPostgres(Path(settings.data_dir).resolve() / "postgres")
-        settings = settings.model_copy(update={"database_url": pg.start()})
+    settings = settings.model_copy(update={"database_url": _database_url(settings)})
     for line in asyncio.run(list_pools(settings)):
         print(line)
     return 0
+
+
+# -- accounts --------------------------------------------------------------------------------------------------
+
+
+def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
+    from server import accounts_cli
+
+    return accounts_cli.run(args, _database_url(settings), settings.orders_per_minute)
 
 
 # -- dev: everything on one machine ----------------------------------------------------------------------------
@@ -197,6 +212,8 @@ def cmd_dev(settings: Settings, processes: int) -> int:
     data = Path(settings.data_dir).resolve()
     embedded: list[EmbeddedRedis | EmbeddedPostgres] = []
     env = os.environ.copy()
+    # One machine, one developer: key-less calls act as the `default` account unless AUTH says otherwise.
+    env.setdefault("AUTH", "optional")
     try:
         if not settings.redis_url:
             redis = EmbeddedRedis(data / "redis", persist=True)
@@ -246,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("bridge", help="the HTTP/WebSocket bridge and web page (HTTP_PORT)")
     sub.add_parser("migrate", help="create or update the schema and the genesis market")
     sub.add_parser("pools", help="list the market's pools and their current prices")
+    accounts_cli.add_parser(sub)
     args = parser.parse_args(argv)
     die_with_parent_if_asked()
     _setup_logging(args.log_level)
@@ -263,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_migrate(settings)
         case "pools":
             return cmd_pools(settings)
+        case "accounts":
+            return cmd_accounts(settings, args)
     return 2
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import redis.asyncio as aioredis
@@ -15,9 +16,12 @@ from grpc_reflection.v1alpha import reflection
 
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
-from server.errors import ErrorMapping
+from server.auth import Authentication, Authenticator
+from server.errors import ErrorMapping, refusal_for
+from server.rate_limit import OrderRateLimit
 from server.servicer import OrderService
 from server.watch import EventHub
+from workers.account_store import AccountStore
 from workers.broker import build_broker
 from workers.config import Settings
 from workers.publisher import EventPublisher
@@ -75,23 +79,47 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
         seed=settings.market_seed,
     )
 
-    server = grpc.aio.server(interceptors=[ErrorMapping()], options=SERVER_OPTIONS)
+    authenticator = Authenticator(
+        AccountStore(store.pool), required=settings.auth_required, cache_seconds=settings.auth_cache_seconds
+    )
+    # Authentication first: a refused call never reaches the servicer or the error mapping behind it.
+    interceptors = [Authentication(authenticator, SERVICE_NAME, refusal_for), ErrorMapping()]
+    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     redis = async_redis(settings.redis_url, socket_timeout=2)
     publisher = EventPublisher(redis)
     queue = OrderQueue(build_broker(settings), redis)
-    pb_grpc.add_OrderServiceServicer_to_server(OrderService(store, hub, queue, venues, publisher), server)
+    rate_limit = OrderRateLimit(
+        redis, default_limit=settings.orders_per_minute, window_s=settings.rate_limit_window_seconds
+    )
+    pb_grpc.add_OrderServiceServicer_to_server(OrderService(store, hub, queue, venues, publisher, rate_limit), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    bound = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port if port is None else port}")
+    address = f"{settings.grpc_host}:{settings.grpc_port if port is None else port}"
+    credentials = server_credentials(settings)
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     await server.start()
     app = GrpcApp(server=server, store=store, hub=hub, health=health, redis=redis, port=bound)
     app._probe = asyncio.create_task(_probe_health(app, settings))
-    log.info("gRPC OrderService listening on port %d", bound)
+    log.info(
+        "gRPC OrderService listening on port %d (%s, AUTH=%s)",
+        bound,
+        "TLS" if credentials else "plaintext",
+        settings.auth,
+    )
     return app
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS-only when GRPC_TLS_CERT_FILE / GRPC_TLS_KEY_FILE are set (PEM files; the cert may carry its chain)."""
+    if not settings.grpc_tls_cert_file or not settings.grpc_tls_key_file:
+        return None
+    key = Path(settings.grpc_tls_key_file).read_bytes()
+    chain = Path(settings.grpc_tls_cert_file).read_bytes()
+    return grpc.ssl_server_credentials([(key, chain)])
 
 
 async def _probe_health(app: GrpcApp, settings: Settings) -> None:

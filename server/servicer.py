@@ -11,6 +11,9 @@ import grpc
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server import convert
+from server.auth import current_account
+from server.errors import OrderNotFound, QueueUnavailable
+from server.rate_limit import OrderRateLimit
 from server.validation import (
     InvalidArgument,
     parse_amount,
@@ -21,7 +24,6 @@ from server.validation import (
     parse_status_filter,
 )
 from server.watch import EventHub, HubDown, HubUnavailable
-from workers.domain import DEFAULT_OWNER, PermanentFailure
 from workers.models import OrderEvent
 from workers.publisher import EventPublisher
 from workers.queue import OrderQueue
@@ -39,20 +41,29 @@ IDLE_RECHECK_S = 10.0
 
 class OrderService(pb_grpc.OrderServiceServicer):
     def __init__(
-        self, store: OrderStore, hub: EventHub, queue: OrderQueue, venues: Venues, publisher: EventPublisher
+        self,
+        store: OrderStore,
+        hub: EventHub,
+        queue: OrderQueue,
+        venues: Venues,
+        publisher: EventPublisher,
+        rate_limit: OrderRateLimit,
     ) -> None:
         self.store = store
         self.hub = hub
         self.queue = queue
         self.venues = venues
         self.publisher = publisher
+        self.rate_limit = rate_limit
 
     async def ExecuteOrder(
         self,
         request: pb.ExecuteOrderRequest,
         context: grpc.aio.ServicerContext[pb.ExecuteOrderRequest, pb.ExecuteOrderResponse],
     ) -> pb.ExecuteOrderResponse:
-        new = parse_execute(request, owner_id=DEFAULT_OWNER)
+        account = current_account()
+        new = parse_execute(request, owner_id=account.id)
+        await self.rate_limit.acquire(account)  # after validation (bad input is not an order), before any write
         order, pending = await self.store.create_order(new)
         if pending is not None:
             try:
@@ -61,7 +72,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 # Leave nothing half-written: a stored order that no worker will hear of until the reconciler
                 # runs would execute after its client was told it failed.
                 await self.store.forget_unstarted(order.id)
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"the order queue (Redis) is unavailable: {exc}")
+                raise QueueUnavailable(f"the order queue (Redis) is unavailable: {exc}") from exc
             await self.publisher.publish(pending)
             log.info("order %s: pending (%s %s -> %s)", order.id, new.amount_in, new.token_in, new.token_out)
         return pb.ExecuteOrderResponse(order_id=order.id)
@@ -72,19 +83,20 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse],
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         order_id = parse_order_id(request.order_id)
+        owner = current_account().id
         last = request.from_seq
         if last > 0:  # from the start, the replay below doubles as the existence check (every order has seq 1)
-            order = await self.store.get_order(order_id, DEFAULT_OWNER)
+            order = await self.store.get_order(order_id, owner)
             if order is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
+                raise OrderNotFound(order_id)
             if order.status.is_final and last >= order.last_seq:
                 return  # the client has seen the terminal event already
         try:
             async with self.hub.subscription(order_id) as live:
                 # Subscribed first, replayed second: an event published meanwhile is in `live` and deduplicated.
-                replay = await self.store.events_after(order_id, last, DEFAULT_OWNER)
+                replay = await self.store.events_after(order_id, last, owner)
                 if last == 0 and not replay:
-                    await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
+                    raise OrderNotFound(order_id)
                 for event in replay:
                     yield pb.WatchOrderResponse(event=convert.event(event))
                     last = event.seq
@@ -96,12 +108,12 @@ class OrderService(pb_grpc.OrderServiceServicer):
                     except TimeoutError:
                         item = None
                     if isinstance(item, HubDown):
-                        await context.abort(grpc.StatusCode.UNAVAILABLE, f"{item.reason}; resume with from_seq={last}")
+                        raise HubUnavailable(item.reason)
                     batch: list[OrderEvent]
                     if item is not None and item.seq == last + 1:
                         batch = [item]
                     elif item is None or item.seq > last:
-                        batch = await self.store.events_after(order_id, last)  # a gap, or silence: ask the store
+                        batch = await self.store.events_after(order_id, last, owner)  # a gap, or silence
                     else:
                         continue
                     for event in batch:
@@ -110,7 +122,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
                         if event.is_final:
                             return
         except HubUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; resume with from_seq={last}")
+            raise HubUnavailable(f"{exc}; resume with from_seq={last}") from None
 
     async def GetOrder(
         self,
@@ -118,9 +130,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse],
     ) -> pb.GetOrderResponse:
         order_id = parse_order_id(request.order_id)
-        order = await self.store.get_order(order_id, DEFAULT_OWNER)
+        order = await self.store.get_order(order_id, current_account().id)
         if order is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
+            raise OrderNotFound(order_id)
         return pb.GetOrderResponse(order=convert.order(order))
 
     async def ListOrders(
@@ -136,7 +148,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 before = convert.parse_page_token(request.page_token)
             except ValueError:
                 raise InvalidArgument("page_token", "is not a token this service returned") from None
-        orders = await self.store.list_orders(DEFAULT_OWNER, status=status, limit=limit + 1, before=before)
+        orders = await self.store.list_orders(current_account().id, status=status, limit=limit + 1, before=before)
         page, more = orders[:limit], len(orders) > limit
         return pb.ListOrdersResponse(
             orders=[convert.order(o) for o in page],
@@ -151,10 +163,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         token_in, token_out = parse_pair(request.token_in, request.token_out)
         amount_in = parse_amount(request.amount, token_in)
         slippage = parse_slippage(request.slippage_bps)
-        try:
-            view = await self.venues.quote(token_in, token_out, amount_in)
-        except PermanentFailure as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{exc.code}: {exc.message}")
+        view = await self.venues.quote(token_in, token_out, amount_in)  # PermanentFailure: FAILED_PRECONDITION
         return pb.GetQuoteResponse(
             quotes=[convert.venue_quote(q) for q in view.quotes],
             route=convert.route(route_view(view.route, slippage)),
