@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import grpc
 
@@ -18,6 +19,8 @@ from client.options import (
     DEFAULT_TARGET,
     TERMINAL_STATUSES,
     ReconnectPolicy,
+    auth_metadata,
+    channel_credentials,
     execute_request,
     list_request,
     quote_request,
@@ -29,6 +32,9 @@ from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 class AsyncOrderClient:
     """The asyncio twin of `OrderClient`: same methods, awaited; `async with` or `await close()`.
 
+    `api_key` goes with every call (`authorization: Bearer <key>`); `tls` (or a `ca_file` of the CA that signed
+    the server's certificate) connects over TLS.
+
     Create it inside a running event loop (a grpc.aio channel belongs to the loop it was made on).
     """
 
@@ -38,12 +44,27 @@ class AsyncOrderClient:
         *,
         deadline: float = DEFAULT_DEADLINE_S,
         reconnect: ReconnectPolicy | None = None,
+        api_key: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
     ) -> None:
         self.target = target
         self.deadline = deadline
         self.reconnect = reconnect or ReconnectPolicy()
-        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        credentials = channel_credentials(tls, ca_file)
+        if credentials is None:
+            self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        else:
+            self.channel = grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.OrderServiceStub(self.channel)
+        self._metadata = auth_metadata(api_key)
+
+    def with_api_key(self, api_key: str | None) -> AsyncOrderClient:
+        """The same client (and channel) calling with another key, or none: for a process that serves many
+        callers, like the bridge. Close the original, not the copies."""
+        other = copy.copy(self)
+        other._metadata = auth_metadata(api_key)
+        return other
 
     async def __aenter__(self) -> Self:
         return self
@@ -55,6 +76,9 @@ class AsyncOrderClient:
 
     async def close(self) -> None:
         await self.channel.close(None)
+
+    def _options(self, deadline: float | None) -> dict[str, Any]:
+        return {"timeout": deadline or self.deadline, "metadata": self._metadata}
 
     def _error(self, error: grpc.RpcError) -> OrderServiceError:
         return OrderServiceError.from_rpc_error(error, self.target)
@@ -82,16 +106,14 @@ class AsyncOrderClient:
         """Place a market order (`amount` of `token_in` in whole tokens); returns its id once it is stored."""
         request = execute_request(token_in, token_out, amount, slippage_bps, idempotency_key)
         try:
-            response = await self._stub.ExecuteOrder(request, timeout=deadline or self.deadline)
+            response = await self._stub.ExecuteOrder(request, **self._options(deadline))
         except grpc.RpcError as e:
             raise self._error(e) from None
         return response.order_id
 
     async def get(self, order_id: str, *, deadline: float | None = None) -> pb.Order:
         try:
-            response = await self._stub.GetOrder(
-                pb.GetOrderRequest(order_id=order_id), timeout=deadline or self.deadline
-            )
+            response = await self._stub.GetOrder(pb.GetOrderRequest(order_id=order_id), **self._options(deadline))
         except grpc.RpcError as e:
             raise self._error(e) from None
         return response.order
@@ -106,9 +128,7 @@ class AsyncOrderClient:
     ) -> pb.ListOrdersResponse:
         """One page of orders, newest first; pass `next_page_token` back as `page_token` for the next."""
         try:
-            return await self._stub.ListOrders(
-                list_request(status, page_size, page_token), timeout=deadline or self.deadline
-            )
+            return await self._stub.ListOrders(list_request(status, page_size, page_token), **self._options(deadline))
         except grpc.RpcError as e:
             raise self._error(e) from None
 
@@ -123,7 +143,7 @@ class AsyncOrderClient:
     ) -> pb.GetQuoteResponse:
         try:
             return await self._stub.GetQuote(
-                quote_request(token_in, token_out, amount, slippage_bps), timeout=deadline or self.deadline
+                quote_request(token_in, token_out, amount, slippage_bps), **self._options(deadline)
             )
         except grpc.RpcError as e:
             raise self._error(e) from None
@@ -139,7 +159,9 @@ class AsyncOrderClient:
         backoff = self.reconnect.delays()
         last_progress = time.monotonic()
         while True:
-            call = self._stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id, from_seq=last_seq))
+            call = self._stub.WatchOrder(
+                pb.WatchOrderRequest(order_id=order_id, from_seq=last_seq), metadata=self._metadata
+            )
             try:
                 async for response in call:
                     event = response.event

@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
+
+import grpc
 
 from orderengine.v1 import order_service_pb2 as pb
 
@@ -23,6 +26,21 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
+
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def auth_metadata(api_key: str | None) -> Metadata | None:
+    """What every call carries: `authorization: Bearer <api_key>`, or nothing without a key."""
+    return (("authorization", f"Bearer {api_key}"),) if api_key else None
+
+
+def channel_credentials(tls: bool, ca_file: str | None) -> grpc.ChannelCredentials | None:
+    """TLS when asked for or when a CA file is given (that CA's certificates; the system's roots otherwise)."""
+    if not tls and not ca_file:
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes() if ca_file else None)
 
 
 @dataclass(frozen=True)
