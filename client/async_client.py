@@ -12,6 +12,7 @@ from typing import Any, Self
 
 import grpc
 
+from client.credentials import auth_metadata
 from client.errors import OrderServiceError
 from client.options import (
     CHANNEL_OPTIONS,
@@ -19,7 +20,6 @@ from client.options import (
     DEFAULT_TARGET,
     TERMINAL_STATUSES,
     ReconnectPolicy,
-    auth_metadata,
     channel_credentials,
     execute_request,
     list_request,

@@ -28,14 +28,6 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
 ]
 
 
-Metadata = tuple[tuple[str, str], ...]
-
-
-def auth_metadata(api_key: str | None) -> Metadata | None:
-    """What every call carries: `authorization: Bearer <api_key>`, or nothing without a key."""
-    return (("authorization", f"Bearer {api_key}"),) if api_key else None
-
-
 def channel_credentials(tls: bool, ca_file: str | None) -> grpc.ChannelCredentials | None:
     """TLS when asked for or when a CA file is given (that CA's certificates; the system's roots otherwise)."""
     if not tls and not ca_file:

@@ -10,6 +10,7 @@ from typing import Any, Self
 
 import grpc
 
+from client.credentials import auth_metadata
 from client.errors import OrderServiceError
 from client.options import (
     CHANNEL_OPTIONS,
@@ -17,7 +18,6 @@ from client.options import (
     DEFAULT_TARGET,
     TERMINAL_STATUSES,
     ReconnectPolicy,
-    auth_metadata,
     channel_credentials,
     execute_request,
     list_request,

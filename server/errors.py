@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 
-from server.auth.credentials import Unauthenticated
+from client.credentials import Unauthenticated
 from server.rate_limit import RateLimited, RateLimiterUnavailable
 from server.rich_status import Refusal, abort
 from server.validation import InvalidArgument

@@ -5,8 +5,8 @@ engine only ever see the account (`current_account()`). The bridge reads the key
 middleware and forwards it to the service, which decides.
 """
 
+from client.credentials import Reason, Unauthenticated, bearer_token, query_token
 from server.auth.authenticator import Authenticator
-from server.auth.credentials import Reason, Unauthenticated, bearer_token, query_token
 from server.auth.interceptor import Authentication, acting_as, current_account
 
 __all__ = [

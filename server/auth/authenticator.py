@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from server.auth.credentials import Reason, Unauthenticated
+from client.credentials import Reason, Unauthenticated
 from workers.account_store import DEFAULT_ACCOUNT, Account, AccountStore, StoredKey
 from workers.api_keys import MalformedKey, parse_key, secret_matches
 

@@ -14,8 +14,8 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from client.credentials import Unauthenticated, bearer_token
 from server.auth.authenticator import Authenticator
-from server.auth.credentials import Unauthenticated, bearer_token
 from server.rich_status import Refusal, abort
 from workers.account_store import Account
 

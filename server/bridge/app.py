@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from client.async_client import AsyncOrderClient
 from client.options import ReconnectPolicy
 from server.bridge import http_api, sockets
+from server.bridge.credentials import ApiKeys
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -27,12 +28,23 @@ STATIC_DIR = Path(__file__).parent / "static"
 WATCH_RECONNECT = ReconnectPolicy(initial_backoff_s=0.1, max_backoff_s=1.0, give_up_after_s=10.0)
 
 
-def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
-    """The bridge for the OrderService at `grpc_target`, answering CORS requests from `cors_origins`."""
+def create_app(
+    grpc_target: str,
+    cors_origins: list[str],
+    *,
+    auth_required: bool = True,
+    grpc_tls: bool = False,
+    grpc_ca_file: str | None = None,
+) -> Starlette:
+    """The bridge for the OrderService at `grpc_target`, answering CORS requests from `cors_origins`.
+
+    `auth_required`: API requests without a key are refused here (401 / close 4401); with a key, or when keys
+    are optional, the service judges the key. `grpc_tls` / `grpc_ca_file`: reach the service over TLS.
+    """
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.client = AsyncOrderClient(grpc_target, reconnect=WATCH_RECONNECT)
+        app.state.client = AsyncOrderClient(grpc_target, reconnect=WATCH_RECONNECT, tls=grpc_tls, ca_file=grpc_ca_file)
         try:
             yield
         finally:
@@ -53,8 +65,10 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
             CORSMiddleware,
             allow_origins=cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["content-type"],
+            allow_headers=["content-type", "authorization"],
             max_age=600,
-        )
+        ),
+        # Inside CORS, so a preflight (which carries no key) is answered before keys are asked for.
+        Middleware(ApiKeys, required=auth_required),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

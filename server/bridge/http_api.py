@@ -20,6 +20,7 @@ from server.bridge.parsing import (
     parse_order,
     parse_quote_query,
     service_error_body,
+    service_error_headers,
 )
 
 SERVICE_NAME = "orderengine.v1.OrderService"
@@ -27,15 +28,16 @@ HEALTH_DEADLINE_S = 2.0
 
 
 def order_client(request: Request) -> AsyncOrderClient:
+    """The service's client, calling with the key this request came with (see `credentials.ApiKeys`)."""
     client: AsyncOrderClient = request.app.state.client
-    return client
+    return client.with_api_key(request.state.api_key)
 
 
 def error_response(error: InputError | OrderServiceError) -> JSONResponse:
     if isinstance(error, InputError):
         return JSONResponse(error.body(), status_code=error.status)
     status, body = service_error_body(error)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=service_error_headers(error))
 
 
 async def read_body(request: Request) -> bytes:
@@ -99,7 +101,7 @@ async def _serving(stub: Any, service: str) -> bool:
 
 async def health(request: Request) -> Response:
     """GET /health: 200 when the gRPC service says it is SERVING (grpc.health.v1), else 503."""
-    stub = health_pb2_grpc.HealthStub(order_client(request).channel)
+    stub = health_pb2_grpc.HealthStub(request.app.state.client.channel)  # health needs no key
     try:
         try:
             ok = await _serving(stub, SERVICE_NAME)

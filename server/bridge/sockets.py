@@ -1,8 +1,10 @@
 """The bridge's WebSocket handlers: an order's events as JSON text messages, one per event.
 
 Close codes: 1000 after the terminal event; 4400 bad input (malformed id, bad fromSeq, bad order JSON);
-4404 unknown order; 4409 idempotency key reused with other parameters; 1013 the order service is unreachable
-(try again later); 1011 anything else. The reason says what happened.
+4401 no key where one is required, or a malformed, wrong or revoked key; 4404 unknown order (or another account's);
+4409 idempotency key reused with other parameters; 4429 the account's orders-per-minute limit (the reason says when
+to retry); 1013 the order service is unreachable (try again later); 1011 anything else. The reason says what
+happened.
 """
 
 from __future__ import annotations
@@ -34,21 +36,26 @@ CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_CONFLICT = 4409
+CLOSE_RATE_LIMITED = 4429
 
 _CLOSE_OF: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: CLOSE_BAD_REQUEST,
     grpc.StatusCode.NOT_FOUND: CLOSE_NOT_FOUND,
     grpc.StatusCode.ALREADY_EXISTS: CLOSE_CONFLICT,
+    grpc.StatusCode.UNAUTHENTICATED: CLOSE_UNAUTHENTICATED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: CLOSE_RATE_LIMITED,
     grpc.StatusCode.UNAVAILABLE: CLOSE_TRY_AGAIN,
     grpc.StatusCode.DEADLINE_EXCEEDED: CLOSE_TRY_AGAIN,
 }
 
 
 def _client(ws: WebSocket) -> AsyncOrderClient:
+    """The service's client, calling with the key this socket came with (see `credentials.ApiKeys`)."""
     client: AsyncOrderClient = ws.app.state.client
-    return client
+    return client.with_api_key(ws.state.api_key)
 
 
 def _reason(text: str) -> str:

@@ -1,5 +1,6 @@
-"""Where a caller's API key travels, and how it is read: `authorization: Bearer <key>` (gRPC metadata, an HTTP
-header) or, for browsers' WebSockets, `?access_token=<key>`. Parsing only; nothing is looked up here."""
+"""Where a caller's API key travels, in both directions: `authorization: Bearer <key>` (gRPC metadata, an HTTP
+header) or, for browsers' WebSockets, `?access_token=<key>`. The clients write it (`auth_metadata`); the
+service's interceptor and the bridge read it (`bearer_token`, `query_token`). Nothing is looked up here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 SCHEME = "bearer"
+Metadata = tuple[tuple[str, str], ...]
 # Far longer than any key; what is longer is refused before it is looked at further.
 MAX_CREDENTIAL_CHARS = 512
 
@@ -27,6 +29,11 @@ class Unauthenticated(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+def auth_metadata(api_key: str | None) -> Metadata | None:
+    """What every call of a client carries: `authorization: Bearer <api_key>`, or nothing without a key."""
+    return (("authorization", f"Bearer {api_key}"),) if api_key else None
 
 
 def bearer_token(values: Sequence[str | bytes]) -> str | None:
