@@ -43,6 +43,10 @@ SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_concurrent_streams", 100_000),
+    # Room for any authorization value a caller may send (keys are ~80 characters), so that an oversized one
+    # reaches the interceptor and is refused UNAUTHENTICATED; past 64 KiB the transport refuses it itself.
+    ("grpc.max_metadata_size", 64 * 1024),
+    ("grpc.absolute_max_metadata_size", 64 * 1024),
 ]
 
 

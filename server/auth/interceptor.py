@@ -21,6 +21,9 @@ from workers.account_store import Account
 
 _ACCOUNT: contextvars.ContextVar[Account] = contextvars.ContextVar("orderengine_account")
 
+# A key sent as binary metadata is still a key: judged like any other, never ignored into anonymity.
+_CREDENTIAL_KEYS = frozenset({"authorization", "authorization-bin"})
+
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 # What a refused call gets instead of its method: maps the authentication failure (or an outage) to a status.
 RefusalFor: TypeAlias = Callable[[Exception], Refusal | None]
@@ -104,7 +107,7 @@ class Authentication(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return handler
         try:
             metadata = handler_call_details.invocation_metadata or ()
-            token = bearer_token([value for key, value in metadata if key == "authorization"])
+            token = bearer_token([value for key, value in metadata if key in _CREDENTIAL_KEYS])
             account = await self._authenticator.authenticate(token)
         except Exception as exc:
             refusal = self._refusal_for(exc)
