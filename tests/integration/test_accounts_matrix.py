@@ -34,7 +34,7 @@ from tests.stack import Stack, Stores
 MODES = ("required", "optional")
 CALLERS = ("owner", "other", "none", "malformed", "revoked")
 MALFORMED = "oe_0123_not-a-key"
-ORDER = {"token_in": "SOL", "token_out": "USDC", "amount": "0.2"}
+ORDER: dict[str, Any] = {"token_in": "SOL", "token_out": "USDC", "amount": "0.2"}
 WS_TIMEOUT = 30
 
 
