@@ -94,7 +94,7 @@ class Stack:
     def wait_serving(self, target: str | None = None, timeout: float = 30) -> None:
         """Blocks until the gRPC server accepts calls: its port is bound and its health says SERVING (which needs
         no key, whatever AUTH is)."""
-        with grpc.insecure_channel(target or self.grpc_target) as channel:
+        with self.channel(target) as channel:
             grpc.channel_ready_future(channel).result(timeout=timeout)
             watch = health_pb2_grpc.HealthStub(channel).Watch(
                 health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=timeout
@@ -103,6 +103,14 @@ class Stack:
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:
                     watch.cancel()
                     return
+
+    def channel(self, target: str | None = None) -> grpc.Channel:
+        """A channel to the stack's server: TLS trusting GRPC_TARGET_CA_FILE when the stack serves TLS."""
+        ca_file = self.env.get("GRPC_TARGET_CA_FILE")
+        if ca_file:
+            credentials = grpc.ssl_channel_credentials(Path(ca_file).read_bytes())
+            return grpc.secure_channel(target or self.grpc_target, credentials)
+        return grpc.insecure_channel(target or self.grpc_target)
 
     def stop(self) -> None:
         for proc in self.processes.values():
