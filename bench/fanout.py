@@ -24,7 +24,7 @@ RUN_TIMEOUT_S = 90.0
 
 async def fan_out(system: System, *, streams: int, orders: int, workers: int, channels: int = 8) -> dict[str, Any]:
     assert streams % orders == 0
-    driver = GrpcDriver(system.grpc_target, channels=channels)
+    driver = GrpcDriver(system.grpc_target, channels=channels, api_key=system.api_key)
     server_pid = system.procs["server"].pid
     try:
         ids = await asyncio.gather(*(driver.execute(i) for i in range(orders)))
