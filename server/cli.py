@@ -234,12 +234,21 @@ def cmd_dev(settings: Settings, processes: int) -> int:
             ("worker", [*me, "worker", "--processes", str(processes)]),
             ("bridge", [*me, "bridge"]),
         ]
+        grpc_tls, http_tls = bool(settings.grpc_tls_cert_file), bool(settings.http_tls_cert_file)
+        grpcurl = "grpcurl -cacert <ca.pem>" if grpc_tls else "grpcurl -plaintext"
+        web = f"{'https' if http_tls else 'http'}://localhost:{settings.http_port}"
+        auth = (
+            "optional: calls without a key act as the `default` account"
+            if env["AUTH"] == "optional"
+            else "required: make a key with `orderengine accounts create NAME`"
+        )
         banner = (
             "\n  orderengine is up\n"
-            f"    gRPC     localhost:{settings.grpc_port}   (grpcurl -plaintext localhost:{settings.grpc_port} list)\n"
-            f"    web page http://localhost:{settings.http_port}/\n"
-            f"    HTTP/WS  http://localhost:{settings.http_port}/api/orders/execute, "
-            f"ws://localhost:{settings.http_port}/ws/orders/<id>\n"
+            f"    gRPC     localhost:{settings.grpc_port}   ({grpcurl} localhost:{settings.grpc_port} list)\n"
+            f"    web page {web}/\n"
+            f"    HTTP/WS  {web}/api/orders/execute, {'wss' if http_tls else 'ws'}://localhost:{settings.http_port}"
+            "/ws/orders/<id>\n"
+            f"    API keys {auth}\n"
             f"    data     {data}\n"
             "  Ctrl-C stops everything.\n"
         )
