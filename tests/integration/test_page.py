@@ -148,3 +148,46 @@ async def test_timeline_resumes_with_from_seq_after_the_socket_drops(
         await page.fill("#amount", "10")
         await page.wait_for_selector('#quote[data-state=ok][data-amount="10"]')
         await page.screenshot(path=target)
+
+
+@pytest.fixture(scope="module")
+def keyed(stores: Stores) -> Iterator[tuple[BridgeThread, str]]:
+    """A system that requires keys (AUTH=required in the service and the bridge), and one account's key."""
+    from tests.integration.accounts_harness import create_account
+
+    system = Stack.start(stores, AUTH="required")
+    b = BridgeThread(system.grpc_target, auth_required=True).start()
+    try:
+        yield b, create_account(system, "page-user").api_key
+    finally:
+        b.stop()
+        system.stop()
+
+
+async def test_the_key_field_keeps_the_key_and_sends_it(browser: Browser, keyed: tuple[BridgeThread, str]) -> None:
+    bridge, api_key = keyed
+    errors: list[str] = []
+    page = await open_page(browser, bridge.http, errors)
+    socket_urls: list[str] = []
+    page.on("websocket", lambda ws: socket_urls.append(ws.url))
+
+    await page.fill("#amount", "1")
+    await page.click("#place")  # no key yet: refused, and the key field says where to look
+    await page.wait_for_selector("#api-key.invalid", timeout=STAGE_TIMEOUT_MS)
+    assert "API key" in await page.locator("#ticket-error").inner_text()
+    assert await page.locator(".timeline").count() == 0
+
+    await page.fill("#api-key", api_key)
+    await page.dispatch_event("#api-key", "change")
+    await page.wait_for_selector("#api-key:not(.invalid)", timeout=STAGE_TIMEOUT_MS)
+    order_id = await place(page, "SOL", "USDC", "1")
+    card = page.locator(f'.timeline[data-order-id="{order_id}"]')
+    await card.and_(page.locator('[data-status="confirmed"]')).wait_for(timeout=STAGE_TIMEOUT_MS)
+    assert any(url.endswith(f"access_token={api_key}") for url in socket_urls), socket_urls
+    await page.locator(f'#orders tr[data-order-id="{order_id}"]').wait_for(timeout=STAGE_TIMEOUT_MS)
+
+    stored = await page.evaluate("localStorage.getItem('orderengine.apiKey')")
+    assert stored == api_key
+    await page.reload()
+    await page.wait_for_selector('#health[data-state="ok"]', timeout=STAGE_TIMEOUT_MS)
+    assert await page.locator("#api-key").input_value() == api_key  # kept across reloads
