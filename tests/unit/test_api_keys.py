@@ -136,3 +136,30 @@ async def test_authenticator_refuses_and_accepts_as_issue_9_says() -> None:
     with pytest.raises(Unauthenticated) as err:
         await required.authenticate(keys.key.api_key)
     assert err.value.reason == Reason.KEY_REVOKED
+
+
+def test_uvicorn_log_lines_never_show_an_access_token() -> None:
+    import logging
+
+    from server.bridge import bridge_config
+
+    bridge_config("127.0.0.1:1", [], "127.0.0.1", 0)  # installs the redaction, as the bridge process does
+    key = new_key().api_key
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger("uvicorn.error")
+    handler, level = Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        # the line uvicorn writes when it accepts a WebSocket
+        logger.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5", f"/ws/orders/x?fromSeq=0&access_token={key}")
+        logger.info(f"GET /ws/orders/x?access_token={key}")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert len(seen) == 2 and all("access_token=<redacted>" in line and key not in line for line in seen), seen
