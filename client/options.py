@@ -56,7 +56,12 @@ class _Backoff:
         return delay * (1 + random.random() * 0.2)
 
 
-TERMINAL_STATUSES = frozenset({pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_FAILED})
+# The statuses the contract marks `[(terminal) = true]`: an order in one never changes again.
+TERMINAL_STATUSES = frozenset(
+    pb.OrderStatus.ValueType(v.number)
+    for v in pb.OrderStatus.DESCRIPTOR.values
+    if v.GetOptions().Extensions[pb.terminal]
+)
 
 
 def status_name(status: pb.OrderStatus.ValueType) -> str:
@@ -104,7 +109,7 @@ def execute_request(
         amount=amount_text(amount),
         slippage_bps=slippage_bps,
         idempotency_key=idempotency_key,
-        order_type=pb.ORDER_TYPE_MARKET,
+        # order_type left UNSPECIFIED: the service's default, a market order.
     )
 
 

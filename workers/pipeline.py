@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from workers import chain
 from workers.chain import Submission
-from workers.domain import ErrorCode, OrderFailure, OrderStatus, PermanentFailure, TransientFailure
+from workers.domain import ErrorCode, LifecycleEvent, OrderFailure, OrderStatus, PermanentFailure, TransientFailure
 from workers.market import (
     InsufficientLiquidityError,
     NoRouteError,
@@ -44,10 +44,10 @@ async def advance(engine: Engine, order_id: str) -> None:
 
 async def _drive(engine: Engine, order: Order) -> None:
     if order.status is OrderStatus.PENDING:
-        started = await _emit(engine, order.id, OrderStatus.ROUTING, EventDetails(), order.attempt)
+        started = await _emit(engine, order.id, LifecycleEvent.START, EventDetails(), order.attempt)
         if started is None:
             return
-        order = replace(order, status=OrderStatus.ROUTING, updated_at=started.time)
+        order = replace(order, status=started.status, updated_at=started.time)
     if order.status is OrderStatus.ROUTING:
         # The venues answer after their network latency; a delayed message comes back then, so no thread waits.
         wait_ms = engine.venues.quote_wait_ms(order.id, order.attempt, asked_at=order.updated_at)
@@ -71,12 +71,12 @@ async def _drive(engine: Engine, order: Order) -> None:
 
 
 async def _emit(
-    engine: Engine, order_id: str, target: OrderStatus, details: EventDetails, attempt: int, **columns: object
+    engine: Engine, order_id: str, change: LifecycleEvent, details: EventDetails, attempt: int, **columns: object
 ) -> OrderEvent | None:
-    event = await engine.store.transition(order_id, target, details, attempt=attempt, **columns)  # type: ignore[arg-type]
+    event = await engine.store.transition(order_id, change, details, attempt=attempt, **columns)  # type: ignore[arg-type]
     if event is not None:
         await engine.publisher.publish(event)
-        log.info("order %s: %s (attempt %d, seq %d)", order_id, target, attempt, event.seq)
+        log.info("order %s: %s (attempt %d, seq %d)", order_id, event.status, attempt, event.seq)
     return event
 
 
@@ -88,8 +88,8 @@ async def _route(engine: Engine, order: Order) -> Order | None:
     dex = main_dex(route)
     details = EventDetails(dex=dex, route=route_view(route, order.slippage_bps), instructions=instructions)
     raw = route.to_json()
-    event = await _emit(engine, order.id, OrderStatus.BUILDING, details, order.attempt, route=raw)
-    return replace(order, status=OrderStatus.BUILDING, dex=dex, route=raw) if event else None
+    event = await _emit(engine, order.id, LifecycleEvent.ROUTE, details, order.attempt, route=raw)
+    return replace(order, status=event.status, dex=dex, route=raw) if event else None
 
 
 async def _submit(engine: Engine, order: Order) -> tuple[Order, Submission] | None:
@@ -100,9 +100,10 @@ async def _submit(engine: Engine, order: Order) -> tuple[Order, Submission] | No
     )
     sub = await engine.store.record_submission(order.id, order.attempt, planned)
     details = EventDetails(dex=order.dex, tx_signature=signature)
-    if not await _emit(engine, order.id, OrderStatus.SUBMITTED, details, order.attempt):
+    event = await _emit(engine, order.id, LifecycleEvent.SUBMIT, details, order.attempt)
+    if event is None:
         return None
-    return replace(order, status=OrderStatus.SUBMITTED, tx_signature=signature), sub
+    return replace(order, status=event.status, tx_signature=signature), sub
 
 
 async def _check_landing(engine: Engine, order: Order, sub: Submission | None) -> None:

@@ -1,8 +1,9 @@
 """The order store: every SQL statement of the engine lives here.
 
-A state change is one statement or one transaction: the guarded UPDATE (`status = ANY(allowed)`) moves the order
-and the INSERT of its event rides in the same statement, so a redelivered message that finds the order already
-past that state changes nothing. Publishing to Redis happens after commit, elsewhere.
+A state change is one statement or one transaction: the guarded UPDATE moves the order only from a status the
+lifecycle table lets the event leave (`workers.domain.moves`, passed as a JSON map from status to status) and the
+INSERT of its event rides in the same statement, so a redelivered message that finds the order already past that
+state changes nothing. Publishing to Redis happens after commit, elsewhere.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from workers.chain import Submission
-from workers.domain import ALLOWED_FROM, NON_FINAL_STATUSES, OrderError, OrderStatus, OrderType
+from workers.domain import (
+    INITIAL_STATUS,
+    NON_FINAL_STATUSES,
+    LifecycleEvent,
+    OrderError,
+    OrderStatus,
+    OrderType,
+    moves,
+)
 from workers.market.codec import pool_from_json
 from workers.market.pool import Pool
 from workers.models import EventDetails, NewOrder, Order, OrderEvent
@@ -49,6 +58,9 @@ class Settlement:
 
 _NO_DETAILS = EventDetails()
 
+# Each event's moves as the guarded UPDATE takes them: {"from status": "to status", ...}.
+_MOVES = {event: Jsonb({s.value: t.value for s, t in moves(event).items()}) for event in LifecycleEvent}
+
 # The advisory lock that one market drift at a time holds (any constant not used elsewhere).
 DRIFT_LOCK_KEY = 0x0D21F7
 
@@ -67,12 +79,12 @@ _TRANSITION = (
     """
 WITH moved AS (
     UPDATE orders SET
-        status = %(status)s, last_seq = last_seq + 1, updated_at = clock_timestamp(),
+        status = %(moves)s::jsonb ->> status, last_seq = last_seq + 1, updated_at = clock_timestamp(),
         dex = COALESCE(%(dex)s, dex), route = COALESCE(%(route)s, route),
         tx_signature = COALESCE(%(tx_signature)s, tx_signature),
         executed_price = COALESCE(%(executed_price)s, executed_price),
         amount_out = COALESCE(%(amount_out)s, amount_out), error = COALESCE(%(error)s, error)
-    WHERE id = %(id)s AND status = ANY(%(allowed)s) AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s)
+    WHERE id = %(id)s AND %(moves)s::jsonb ? status AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s)
     RETURNING id, last_seq, status, attempt
 )"""
     + _EVENT_INSERT
@@ -82,9 +94,9 @@ _START_RETRY = (
     """
 WITH moved AS (
     UPDATE orders SET
-        status = 'routing', attempt = attempt + 1, last_seq = last_seq + 1, updated_at = clock_timestamp(),
-        dex = NULL, route = NULL, tx_signature = NULL, error = %(error)s
-    WHERE id = %(id)s AND attempt = %(attempt)s AND status = ANY(%(allowed)s)
+        status = %(moves)s::jsonb ->> status, attempt = attempt + 1, last_seq = last_seq + 1,
+        updated_at = clock_timestamp(), dex = NULL, route = NULL, tx_signature = NULL, error = %(error)s
+    WHERE id = %(id)s AND attempt = %(attempt)s AND %(moves)s::jsonb ? status
     RETURNING id, last_seq, status, attempt
 )"""
     + _EVENT_INSERT
@@ -176,12 +188,12 @@ class OrderStore:
                 WITH o AS (
                     INSERT INTO orders (id, owner_id, idempotency_key, fingerprint, order_type, token_in, token_out,
                                         amount_in, slippage_bps, status)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending')
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                     ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                     RETURNING {_ORDER_COLUMNS}
                 ), e AS (
                     INSERT INTO order_events (order_id, seq, status, attempt)
-                    SELECT id, 1, 'pending', 1 FROM o
+                    SELECT id, 1, status, 1 FROM o
                     RETURNING order_id, seq, status, attempt, created_at
                 )
                 SELECT o.*, e.* FROM o, e
@@ -196,6 +208,7 @@ class OrderStore:
                     new.token_out,
                     new.amount_in,
                     new.slippage_bps,
+                    INITIAL_STATUS.value,
                 ),
             )
             row = await cur.fetchone()
@@ -217,7 +230,8 @@ class OrderStore:
         """Undoes create_order when the order could not be queued, so a failed request leaves nothing behind."""
         async with self._conn() as conn:
             cur = await conn.execute(
-                "DELETE FROM orders WHERE id = %s AND status = 'pending' AND last_seq = 1", (_uuid(order_id),)
+                "DELETE FROM orders WHERE id = %s AND status = %s AND last_seq = 1",
+                (_uuid(order_id), INITIAL_STATUS.value),
             )
             return bool(cur.rowcount == 1)
 
@@ -271,7 +285,7 @@ class OrderStore:
     async def transition(
         self,
         order_id: str,
-        target: OrderStatus,
+        event: LifecycleEvent,
         details: EventDetails = _NO_DETAILS,
         *,
         attempt: int | None = None,
@@ -279,11 +293,10 @@ class OrderStore:
         amount_out: int | None = None,
         conn: Any = None,
     ) -> OrderEvent | None:
-        """Moves the order to `target` if the lifecycle allows it from where it is; None when it does not."""
+        """Applies `event` if the lifecycle allows it from where the order is; None when it does not."""
         params = {
             "id": _uuid(order_id),
-            "status": target.value,
-            "allowed": [s.value for s in ALLOWED_FROM[target]],
+            "moves": _MOVES[event],
             "attempt": attempt,
             "dex": details.dex,
             "route": Jsonb(route) if route is not None else None,
@@ -311,7 +324,7 @@ class OrderStore:
                 {
                     "id": _uuid(order_id),
                     "attempt": failed_attempt,
-                    "allowed": [s.value for s in ALLOWED_FROM[OrderStatus.ROUTING]],
+                    "moves": _MOVES[LifecycleEvent.RETRY],
                     "error": Jsonb(error.to_json()),
                     "payload": Jsonb(details.to_json()),
                 },
@@ -321,7 +334,7 @@ class OrderStore:
 
     async def fail(self, order_id: str, error: OrderError, *, attempt: int | None = None) -> OrderEvent | None:
         """The order's one terminal failure; `attempt` guards against a stale message of an earlier attempt."""
-        return await self.transition(order_id, OrderStatus.FAILED, EventDetails(error=error), attempt=attempt)
+        return await self.transition(order_id, LifecycleEvent.FAIL, EventDetails(error=error), attempt=attempt)
 
     async def stale_orders(self, idle_seconds: float, limit: int = 500) -> list[str]:
         """Claims non-final orders that stopped moving, so that one reconciler among many re-drives each."""
@@ -416,7 +429,7 @@ class OrderStore:
         async with self._conn() as conn, conn.transaction():
             cur = await conn.execute("SELECT status, attempt FROM orders WHERE id = %s FOR UPDATE", (_uuid(order_id),))
             row = await cur.fetchone()
-            if row is None or row[0] != OrderStatus.SUBMITTED.value or row[1] != attempt:
+            if row is None or OrderStatus(row[0]) not in moves(LifecycleEvent.CONFIRM) or row[1] != attempt:
                 return None
             cur = await conn.execute(
                 "SELECT id, state FROM pools WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
@@ -442,7 +455,7 @@ class OrderStore:
             )
             return await self.transition(
                 order_id,
-                OrderStatus.CONFIRMED,
+                LifecycleEvent.CONFIRM,
                 details,
                 attempt=attempt,
                 amount_out=outcome.amount_out,
@@ -485,13 +498,10 @@ class OrderStore:
             )
             return after
 
-    async def settlements_count(self, order_id: str) -> int:
-        async with self._conn() as conn:
-            cur = await conn.execute("SELECT count(*) FROM settlements WHERE order_id = %s", (_uuid(order_id),))
-            row = await cur.fetchone()
-            return int(row[0]) if row else 0
-
 
 def is_unavailable(exc: BaseException) -> bool:
-    """True for errors that mean "PostgreSQL is not reachable now" rather than a bug or bad data."""
-    return isinstance(exc, psycopg.OperationalError | StoreUnavailable) or type(exc).__name__ == "PoolTimeout"
+    """True for errors that mean "PostgreSQL is not reachable now" rather than a bug or bad data.
+
+    psycopg_pool's PoolTimeout (no connection within the pool's timeout) is an OperationalError too.
+    """
+    return isinstance(exc, psycopg.OperationalError | StoreUnavailable)
