@@ -23,10 +23,7 @@ from server.validation import (
 from server.watch import EventHub, HubDown, HubUnavailable
 from workers.domain import DEFAULT_OWNER, PermanentFailure
 from workers.models import OrderEvent
-from workers.publisher import EventPublisher
-from workers.queue import OrderQueue
-from workers.store import OrderStore
-from workers.venues import Venues
+from workers.runtime import Engine
 from workers.views import route_view
 
 log = logging.getLogger(__name__)
@@ -38,14 +35,9 @@ IDLE_RECHECK_S = 10.0
 
 
 class OrderService(pb_grpc.OrderServiceServicer):
-    def __init__(
-        self, store: OrderStore, hub: EventHub, queue: OrderQueue, venues: Venues, publisher: EventPublisher
-    ) -> None:
-        self.store = store
+    def __init__(self, engine: Engine, hub: EventHub) -> None:
+        self.engine = engine
         self.hub = hub
-        self.queue = queue
-        self.venues = venues
-        self.publisher = publisher
 
     async def ExecuteOrder(
         self,
@@ -53,16 +45,16 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.ExecuteOrderRequest, pb.ExecuteOrderResponse],
     ) -> pb.ExecuteOrderResponse:
         new = parse_execute(request, owner_id=DEFAULT_OWNER)
-        order, pending = await self.store.create_order(new)
+        order, pending = await self.engine.store.create_order(new)
         if pending is not None:
             try:
-                await self.queue.enqueue_async(order.id)
+                await self.engine.queue.enqueue_async(order.id)
             except Exception as exc:
                 # Leave nothing half-written: a stored order that no worker will hear of until the reconciler
                 # runs would execute after its client was told it failed.
-                await self.store.forget_unstarted(order.id)
+                await self.engine.store.forget_unstarted(order.id)
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"the order queue (Redis) is unavailable: {exc}")
-            await self.publisher.publish(pending)
+            await self.engine.publisher.publish(pending)
             log.info("order %s: pending (%s %s -> %s)", order.id, new.amount_in, new.token_in, new.token_out)
         return pb.ExecuteOrderResponse(order_id=order.id)
 
@@ -74,7 +66,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         order_id = parse_order_id(request.order_id)
         last = request.from_seq
         if last > 0:  # from the start, the replay below doubles as the existence check (every order has seq 1)
-            order = await self.store.get_order(order_id, DEFAULT_OWNER)
+            order = await self.engine.store.get_order(order_id, DEFAULT_OWNER)
             if order is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
             if order.status.is_final and last >= order.last_seq:
@@ -82,7 +74,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         try:
             async with self.hub.subscription(order_id) as live:
                 # Subscribed first, replayed second: an event published meanwhile is in `live` and deduplicated.
-                replay = await self.store.events_after(order_id, last, DEFAULT_OWNER)
+                replay = await self.engine.store.events_after(order_id, last, DEFAULT_OWNER)
                 if last == 0 and not replay:
                     await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
                 for event in replay:
@@ -101,7 +93,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
                     if item is not None and item.seq == last + 1:
                         batch = [item]
                     elif item is None or item.seq > last:
-                        batch = await self.store.events_after(order_id, last)  # a gap, or silence: ask the store
+                        batch = await self.engine.store.events_after(order_id, last)  # a gap, or silence: ask the store
                     else:
                         continue
                     for event in batch:
@@ -118,7 +110,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse],
     ) -> pb.GetOrderResponse:
         order_id = parse_order_id(request.order_id)
-        order = await self.store.get_order(order_id, DEFAULT_OWNER)
+        order = await self.engine.store.get_order(order_id, DEFAULT_OWNER)
         if order is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
         return pb.GetOrderResponse(order=convert.order(order))
@@ -136,7 +128,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 before = convert.parse_page_token(request.page_token)
             except ValueError:
                 raise InvalidArgument("page_token", "is not a token this service returned") from None
-        orders = await self.store.list_orders(DEFAULT_OWNER, status=status, limit=limit + 1, before=before)
+        orders = await self.engine.store.list_orders(DEFAULT_OWNER, status=status, limit=limit + 1, before=before)
         page, more = orders[:limit], len(orders) > limit
         return pb.ListOrdersResponse(
             orders=[convert.order(o) for o in page],
@@ -152,7 +144,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         amount_in = parse_amount(request.amount, token_in)
         slippage = parse_slippage(request.slippage_bps)
         try:
-            view = await self.venues.quote(token_in, token_out, amount_in)
+            view = await self.engine.venues.quote(token_in, token_out, amount_in)
         except PermanentFailure as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{exc.code}: {exc.message}")
         return pb.GetQuoteResponse(

@@ -25,10 +25,11 @@ def message_for(order_id: str) -> dramatiq.Message[None]:
 
 
 class OrderQueue:
-    def __init__(self, broker: RedisBroker, redis: aioredis.Redis | None = None) -> None:
+    def __init__(self, broker: dramatiq.Broker, redis: aioredis.Redis | None = None) -> None:
         self._broker = broker
         self._redis = redis
-        self._script = redis.register_script(broker.scripts["dispatch"].script) if redis is not None else None
+        fast = redis is not None and isinstance(broker, RedisBroker)
+        self._script = redis.register_script(broker.scripts["dispatch"].script) if fast else None  # type: ignore[union-attr, attr-defined]
 
     def enqueue(self, order_id: str, delay_ms: int = 0) -> None:
         self._broker.enqueue(message_for(order_id), delay=delay_ms if delay_ms > 0 else None)
@@ -38,6 +39,7 @@ class OrderQueue:
             await asyncio.to_thread(self.enqueue, order_id, delay_ms)
             return
         broker = self._broker
+        assert isinstance(broker, RedisBroker)
         options: dict[str, object] = {"redis_message_id": str(uuid4())}
         queue_name = QUEUE_NAME
         if delay_ms > 0:

@@ -16,9 +16,9 @@ from websockets.asyncio.client import ClientConnection
 from client.async_client import AsyncOrderClient
 from client.json_format import event_json
 from server.bridge import serve_bridge
-from server.scratch_stores import free_port
 from tests.integration.bridge_harness import BridgeThread, ahttp, http, post_json
 from tests.integration.serve_process import Serve
+from tests.scratch_stores import free_port
 from tests.stack import Stack, Stores
 from workers.config import Settings
 
