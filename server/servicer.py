@@ -53,9 +53,8 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 # Leave nothing half-written: a stored order that no worker will hear of until the reconciler
                 # runs would execute after its client was told it failed.
                 await self.engine.store.forget_unstarted(order.id)
+                log.warning("order %s: not queued (%s), forgotten", order.id, exc)
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"the order queue (Redis) is unavailable: {exc}")
-            await self.engine.publisher.publish(pending)
-            log.info("order %s: pending (%s %s -> %s)", order.id, new.amount_in, new.token_in, new.token_out)
         return pb.ExecuteOrderResponse(order_id=order.id)
 
     async def WatchOrder(

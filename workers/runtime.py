@@ -2,7 +2,8 @@
 
 A worker process opens it when Dramatiq boots (`middleware/engine_lifecycle.py`, with the worker's broker); the gRPC
 server opens the same engine (`server/grpc_app.py`, with a broker that only sends) and adds its faces. Either way
-one store pool, one async Redis client, one event path, one venue cache and one order queue serve the process.
+one store pool, one async Redis client, one event path (`events`: metrics and traces attach there with
+`events.observe`), one venue cache and one order queue serve the process.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import redis.asyncio as aioredis
 from workers.broker import build_broker
 from workers.chain import ChainProfile
 from workers.config import Settings
+from workers.events import EventSink
 from workers.market import genesis_pools
 from workers.publisher import EventPublisher
 from workers.queue import OrderQueue
@@ -28,7 +30,7 @@ class Engine:
     settings: Settings
     store: OrderStore
     redis: aioredis.Redis
-    publisher: EventPublisher
+    events: EventSink
     venues: Venues
     queue: OrderQueue
     chain: ChainProfile
@@ -46,13 +48,14 @@ class Engine:
         """The engine on the settings' stores. Without a `broker`, one that only sends is built (and closed)."""
         assert settings.database_url and settings.redis_url, "DATABASE_URL and REDIS_URL must be set"
         sender = broker if broker is not None else build_broker(settings)
-        store = await OrderStore.open(settings.database_url, max_size=pool_size)
         redis = async_redis(settings.redis_url, socket_timeout=redis_timeout_s)
+        events = EventSink(EventPublisher(redis))
+        store = await OrderStore.open(settings.database_url, max_size=pool_size, sink=events)
         return cls(
             settings=settings,
             store=store,
             redis=redis,
-            publisher=EventPublisher(redis),
+            events=events,
             venues=Venues(
                 store,
                 latency=settings.market_latency,

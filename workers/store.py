@@ -3,7 +3,8 @@
 A state change is one statement or one transaction: the guarded UPDATE moves the order only from a status the
 lifecycle table lets the event leave (`workers.domain.moves`, passed as a JSON map from status to status) and the
 INSERT of its event rides in the same statement, so a redelivered message that finds the order already past that
-state changes nothing. Publishing to Redis happens after commit, elsewhere.
+state changes nothing. Every method that writes an event hands it to the store's `EventSink` once committed
+(`workers/events.py`: publish, log, observers), so callers never publish themselves.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from workers.domain import (
     OrderType,
     moves,
 )
+from workers.events import EventSink
 from workers.market.codec import pool_from_json
 from workers.market.pool import Pool
 from workers.models import EventDetails, NewOrder, Order, OrderEvent
@@ -143,13 +145,19 @@ def _uuid(order_id: str) -> uuid.UUID:
 
 
 class OrderStore:
-    """One connection pool per process, opened at start-up and closed at shutdown."""
+    """One connection pool per process, opened at start-up and closed at shutdown.
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    `sink` hears of every event the store commits; without one, events are only logged.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool, sink: EventSink | None = None) -> None:
         self._pool = pool
+        self._sink = sink or EventSink()
 
     @classmethod
-    async def open(cls, database_url: str, *, min_size: int = 2, max_size: int = 10) -> OrderStore:
+    async def open(
+        cls, database_url: str, *, min_size: int = 2, max_size: int = 10, sink: EventSink | None = None
+    ) -> OrderStore:
         pool = AsyncConnectionPool(
             database_url,
             min_size=min_size,
@@ -160,13 +168,19 @@ class OrderStore:
             open=False,
         )
         await pool.open(wait=False)
-        return cls(pool)
+        return cls(pool, sink)
 
     async def close(self) -> None:
         await self._pool.close()
 
     def _conn(self) -> Any:
         return self._pool.connection()
+
+    async def _committed(self, event: OrderEvent | None) -> OrderEvent | None:
+        """Call with what a committed write returned: the sink hears of the event, if one was written."""
+        if event is not None:
+            await self._sink.committed(event)
+        return event
 
     async def ping(self) -> None:
         async with self._conn() as conn:
@@ -175,7 +189,7 @@ class OrderStore:
     # -- orders -----------------------------------------------------------------------------------------------
 
     async def create_order(self, new: NewOrder) -> tuple[Order, OrderEvent | None]:
-        """Stores the order and its `pending` event in one transaction.
+        """Stores the order and its `pending` event in one transaction, then hands the event to the sink.
 
         Returns the event only when the order is new; a repeated idempotency key with the same parameters
         returns the stored order and no event, with other parameters raises IdempotencyConflict.
@@ -212,19 +226,22 @@ class OrderStore:
                 ),
             )
             row = await cur.fetchone()
-            if row is not None:
-                n = len(_ORDER_COLUMNS.split(","))
-                return _order(row[:n]), _event(row[n:], EventDetails())
-            cur = await conn.execute(
-                f"SELECT {_ORDER_COLUMNS}, fingerprint FROM orders WHERE owner_id = %s AND idempotency_key = %s",
-                (new.owner_id, new.idempotency_key),
-            )
-            existing = await cur.fetchone()
-            if existing is None:
-                raise StoreUnavailable("the order with this idempotency key vanished while being read; retry")
-            if existing[-1] != new.fingerprint():
-                raise IdempotencyConflict(str(existing[0]))
-            return _order(existing), None
+            if row is None:
+                cur = await conn.execute(
+                    f"SELECT {_ORDER_COLUMNS}, fingerprint FROM orders WHERE owner_id = %s AND idempotency_key = %s",
+                    (new.owner_id, new.idempotency_key),
+                )
+                existing = await cur.fetchone()
+        if row is not None:
+            n = len(_ORDER_COLUMNS.split(","))
+            pending = _event(row[n:], EventDetails())
+            await self._committed(pending)
+            return _order(row[:n]), pending
+        if existing is None:
+            raise StoreUnavailable("the order with this idempotency key vanished while being read; retry")
+        if existing[-1] != new.fingerprint():
+            raise IdempotencyConflict(str(existing[0]))
+        return _order(existing), None
 
     async def forget_unstarted(self, order_id: str) -> bool:
         """Undoes create_order when the order could not be queued, so a failed request leaves nothing behind."""
@@ -291,9 +308,25 @@ class OrderStore:
         attempt: int | None = None,
         route: dict[str, Any] | None = None,
         amount_out: int | None = None,
-        conn: Any = None,
     ) -> OrderEvent | None:
-        """Applies `event` if the lifecycle allows it from where the order is; None when it does not."""
+        """Applies `event` if the lifecycle allows it from where the order is; None when it does not.
+
+        `attempt`, when given, must be the order's attempt (a stale message of an earlier attempt moves nothing).
+        """
+        async with self._conn() as conn:
+            stored = await self._transition(conn, order_id, event, details, attempt, route, amount_out)
+        return await self._committed(stored)
+
+    @staticmethod
+    async def _transition(
+        conn: Any,
+        order_id: str,
+        event: LifecycleEvent,
+        details: EventDetails,
+        attempt: int | None,
+        route: dict[str, Any] | None,
+        amount_out: int | None,
+    ) -> OrderEvent | None:
         params = {
             "id": _uuid(order_id),
             "moves": _MOVES[event],
@@ -306,13 +339,8 @@ class OrderStore:
             "error": Jsonb(details.error.to_json()) if details.error else None,
             "payload": Jsonb(details.to_json()),
         }
-        if conn is not None:
-            cur = await conn.execute(_TRANSITION, params)
-            row = await cur.fetchone()
-        else:
-            async with self._conn() as c:
-                cur = await c.execute(_TRANSITION, params)
-                row = await cur.fetchone()
+        cur = await conn.execute(_TRANSITION, params)
+        row = await cur.fetchone()
         return _event(row, details) if row else None
 
     async def start_retry(self, order_id: str, failed_attempt: int, error: OrderError) -> OrderEvent | None:
@@ -330,7 +358,7 @@ class OrderStore:
                 },
             )
             row = await cur.fetchone()
-        return _event(row, details) if row else None
+        return await self._committed(_event(row, details) if row else None)
 
     async def fail(self, order_id: str, error: OrderError, *, attempt: int | None = None) -> OrderEvent | None:
         """The order's one terminal failure; `attempt` guards against a stale message of an earlier attempt."""
@@ -453,14 +481,10 @@ class OrderStore:
                 amount_out=outcome.amount_out_text,
                 dex=order.dex,
             )
-            return await self.transition(
-                order_id,
-                LifecycleEvent.CONFIRM,
-                details,
-                attempt=attempt,
-                amount_out=outcome.amount_out,
-                conn=conn,
+            confirmed = await self._transition(
+                conn, order_id, LifecycleEvent.CONFIRM, details, attempt, None, outcome.amount_out
             )
+        return await self._committed(confirmed)
 
     async def drift_pool(
         self,
