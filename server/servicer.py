@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import grpc
 
@@ -20,18 +20,16 @@ from server.validation import (
     parse_slippage,
     parse_status_filter,
 )
-from server.watch import EventHub, HubDown, HubUnavailable
+from server.watch import EventHub, follow
 from workers.domain import DEFAULT_OWNER, PermanentFailure
-from workers.models import OrderEvent
 from workers.runtime import Engine
+from workers.store import OrderNotFound
 from workers.views import route_view
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-# A watcher that hears nothing for this long re-reads the store, in case a publish was lost.
-IDLE_RECHECK_S = 10.0
 
 
 class OrderService(pb_grpc.OrderServiceServicer):
@@ -63,45 +61,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse],
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         order_id = parse_order_id(request.order_id)
-        last = request.from_seq
-        if last > 0:  # from the start, the replay below doubles as the existence check (every order has seq 1)
-            order = await self.engine.store.get_order(order_id, DEFAULT_OWNER)
-            if order is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
-            if order.status.is_final and last >= order.last_seq:
-                return  # the client has seen the terminal event already
-        try:
-            async with self.hub.subscription(order_id) as live:
-                # Subscribed first, replayed second: an event published meanwhile is in `live` and deduplicated.
-                replay = await self.engine.store.events_after(order_id, last, DEFAULT_OWNER)
-                if last == 0 and not replay:
-                    await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
-                for event in replay:
-                    yield pb.WatchOrderResponse(event=convert.event(event))
-                    last = event.seq
-                    if event.is_final:
-                        return
-                while True:
-                    try:
-                        item = await asyncio.wait_for(live.get(), IDLE_RECHECK_S)
-                    except TimeoutError:
-                        item = None
-                    if isinstance(item, HubDown):
-                        await context.abort(grpc.StatusCode.UNAVAILABLE, f"{item.reason}; resume with from_seq={last}")
-                    batch: list[OrderEvent]
-                    if item is not None and item.seq == last + 1:
-                        batch = [item]
-                    elif item is None or item.seq > last:
-                        batch = await self.engine.store.events_after(order_id, last)  # a gap, or silence: ask the store
-                    else:
-                        continue
-                    for event in batch:
-                        yield pb.WatchOrderResponse(event=convert.event(event))
-                        last = event.seq
-                        if event.is_final:
-                            return
-        except HubUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; resume with from_seq={last}")
+        async with aclosing(follow(self.engine.store, self.hub, order_id, request.from_seq, DEFAULT_OWNER)) as events:
+            async for event in events:
+                yield pb.WatchOrderResponse(event=convert.event(event))
 
     async def GetOrder(
         self,
@@ -111,7 +73,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         order_id = parse_order_id(request.order_id)
         order = await self.engine.store.get_order(order_id, DEFAULT_OWNER)
         if order is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
+            raise OrderNotFound(order_id)
         return pb.GetOrderResponse(order=convert.order(order))
 
     async def ListOrders(

@@ -39,6 +39,13 @@ class StoreUnavailable(Exception):
     """PostgreSQL cannot be reached; nothing was written."""
 
 
+class OrderNotFound(LookupError):
+    """No such order, or not the caller's: the same answer, so one account learns nothing of another's orders."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} not found")
+
+
 class IdempotencyConflict(Exception):
     """The idempotency key was used before with other parameters."""
 
