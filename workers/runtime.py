@@ -19,7 +19,7 @@ from workers.config import Settings
 from workers.events import EventSink
 from workers.market import genesis_pools
 from workers.publisher import EventPublisher
-from workers.queue import OrderQueue
+from workers.queue import BrokerQueue, OrderQueue
 from workers.redis_client import async_redis
 from workers.store import OrderStore
 from workers.venues import Venues
@@ -62,12 +62,13 @@ class Engine:
                 failure_rate=settings.market_failure_rate,
                 seed=settings.market_seed,
             ),
-            queue=OrderQueue(sender, redis),
+            queue=BrokerQueue(sender),
             chain=ChainProfile.for_latency(settings.market_latency),
             _own_broker=sender if broker is None else None,
         )
 
     async def close(self) -> None:
+        self.queue.close()
         await self.redis.aclose()
         await self.store.close()
         if self._own_broker is not None:
