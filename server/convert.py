@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from orderengine.v1 import order_service_pb2 as pb
 from workers.domain import OrderError, OrderStatus, OrderType
-from workers.market import VenueQuote, format_amount, resolve_token, route_from_json
+from workers.market import DEXES, VenueQuote, format_amount, resolve_token, route_from_json
 from workers.models import Order, OrderEvent
 from workers.views import route_view
 
@@ -20,7 +20,7 @@ STATUS_TO_PB = {s: pb.OrderStatus.Value(f"ORDER_STATUS_{s.name}") for s in Order
 STATUS_FROM_PB = {v: s for s, v in STATUS_TO_PB.items()}
 ORDER_TYPE_TO_PB = {t: pb.OrderType.Value(f"ORDER_TYPE_{t.name}") for t in OrderType}
 ORDER_TYPE_FROM_PB = {v: t for t, v in ORDER_TYPE_TO_PB.items()}
-DEX_TO_PB = {"raydium": pb.DEX_RAYDIUM, "meteora": pb.DEX_METEORA}
+DEX_TO_PB: dict[str, pb.Dex.ValueType] = {dex: pb.Dex.Value(f"DEX_{dex.upper()}") for dex in DEXES}
 
 
 def timestamp(dt: datetime) -> Timestamp:

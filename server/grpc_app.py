@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # public; grpc-stubs lacks it
 from grpc_reflection.v1alpha import reflection
 
-from orderengine.v1 import order_service_pb2 as pb
+from client.options import SERVICE_NAME
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.errors import ErrorMapping
 from server.servicer import OrderService
@@ -25,7 +25,6 @@ from workers.runtime import Engine
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["OrderService"].full_name
 HEALTH_PROBE_INTERVAL_S = 2.0
 
 # Accept client keepalive pings (every 10 s at most often) and keep idle streams alive through proxies.

@@ -16,6 +16,7 @@ from server.validation import (
     parse_amount,
     parse_execute,
     parse_order_id,
+    parse_page_size,
     parse_pair,
     parse_slippage,
     parse_status_filter,
@@ -27,9 +28,6 @@ from workers.store import OrderNotFound
 from workers.views import route_view
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 
 
 class OrderService(pb_grpc.OrderServiceServicer):
@@ -81,7 +79,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         request: pb.ListOrdersRequest,
         context: grpc.aio.ServicerContext[pb.ListOrdersRequest, pb.ListOrdersResponse],
     ) -> pb.ListOrdersResponse:
-        limit = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        limit = parse_page_size(request.page_size)
         status = parse_status_filter(request.status)
         before = None
         if request.page_token:

@@ -6,6 +6,7 @@ import re
 import uuid
 from decimal import Decimal, InvalidOperation
 
+from client.options import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from orderengine.v1 import order_service_pb2 as pb
 from server.convert import ORDER_TYPE_FROM_PB, STATUS_FROM_PB
 from workers.domain import (
@@ -100,6 +101,10 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
         slippage_bps=slippage,
         idempotency_key=req.idempotency_key or None,
     )
+
+
+def parse_page_size(requested: int) -> int:
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 def parse_order_type(value: int, field: str = "order_type") -> OrderType:

@@ -139,6 +139,7 @@ async def test_execute_accepts_string_amount_and_options(bridge: BridgeThread, g
         ({"tokenIn": "NOPE", "tokenOut": "USDC", "amount": 1}, "tokenIn"),
         ({"tokenIn": "SOL", "tokenOut": "SOL", "amount": 1}, "tokenOut"),
         ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps": 9000}, "slippageBps"),
+        ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps": 10001}, "slippageBps"),
     ],
 )
 async def test_bad_order_is_400_naming_the_field(bridge: BridgeThread, body: dict[str, Any], field: str) -> None:
