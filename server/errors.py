@@ -9,7 +9,8 @@ from typing import Any
 import grpc
 
 from server.validation import InvalidArgument
-from workers.store import IdempotencyConflict, is_unavailable
+from server.watch import WatchInterrupted
+from workers.store import IdempotencyConflict, OrderNotFound, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,10 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, IdempotencyConflict):
         return grpc.StatusCode.ALREADY_EXISTS, str(exc)
+    if isinstance(exc, OrderNotFound):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, WatchInterrupted):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
     if is_unavailable(exc):
         return grpc.StatusCode.UNAVAILABLE, f"the order store (PostgreSQL) is unavailable: {exc}"
     return None

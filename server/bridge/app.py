@@ -57,4 +57,6 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
             max_age=600,
         )
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return Starlette(
+        routes=routes, middleware=middleware, exception_handlers=http_api.EXCEPTION_HANDLERS, lifespan=lifespan
+    )
