@@ -18,7 +18,7 @@ from pathlib import Path
 
 from server.auth import Authenticator
 from server.rate_limit import OrderRateLimit
-from server.scratch_stores import ScratchStores
+from tests.scratch_stores import ScratchStores
 from workers.account_store import AccountStore
 from workers.api_keys import new_key
 from workers.migrate import migrate

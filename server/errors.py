@@ -17,19 +17,11 @@ from client.credentials import Unauthenticated
 from server.rate_limit import RateLimited, RateLimiterUnavailable
 from server.rich_status import Refusal, abort
 from server.validation import InvalidArgument
-from server.watch import HubUnavailable
+from server.watch import HubUnavailable, WatchInterrupted
 from workers.domain import PermanentFailure
-from workers.store import IdempotencyConflict, is_unavailable
+from workers.store import IdempotencyConflict, OrderNotFound, is_unavailable
 
 log = logging.getLogger(__name__)
-
-
-class OrderNotFound(Exception):
-    """No such order for this caller: another account's order is answered exactly like a missing one."""
-
-    def __init__(self, order_id: str) -> None:
-        super().__init__(f"order {order_id} not found")
-        self.order_id = order_id
 
 
 class QueueUnavailable(Exception):
@@ -43,7 +35,7 @@ def refusal_for(exc: BaseException) -> Refusal | None:
         case InvalidArgument():
             return Refusal(code.INVALID_ARGUMENT, str(exc), exc.reason, violations=[(exc.field, exc.problem)])
         case OrderNotFound():
-            return Refusal(code.NOT_FOUND, str(exc), "ORDER_NOT_FOUND", metadata={"order_id": exc.order_id})
+            return Refusal(code.NOT_FOUND, str(exc), "ORDER_NOT_FOUND")
         case IdempotencyConflict():
             return Refusal(code.ALREADY_EXISTS, str(exc), "IDEMPOTENCY_KEY_REUSED")
         case Unauthenticated():
@@ -59,7 +51,7 @@ def refusal_for(exc: BaseException) -> Refusal | None:
             return Refusal(code.UNAVAILABLE, str(exc), "QUEUE_UNAVAILABLE")
         case RateLimiterUnavailable():
             return Refusal(code.UNAVAILABLE, str(exc), "RATE_LIMITER_UNAVAILABLE")
-        case HubUnavailable():
+        case WatchInterrupted() | HubUnavailable():
             return Refusal(code.UNAVAILABLE, str(exc), "EVENTS_UNAVAILABLE")
     if is_unavailable(exc):
         return Refusal(code.UNAVAILABLE, f"the order store (PostgreSQL) is unavailable: {exc}", "STORE_UNAVAILABLE")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import grpc
 
@@ -12,48 +12,30 @@ from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server import convert
 from server.auth import current_account
-from server.errors import OrderNotFound, QueueUnavailable
+from server.errors import QueueUnavailable
 from server.rate_limit import OrderRateLimit
 from server.validation import (
     InvalidArgument,
     parse_amount,
     parse_execute,
     parse_order_id,
+    parse_page_size,
     parse_pair,
     parse_slippage,
     parse_status_filter,
 )
-from server.watch import EventHub, HubDown, HubUnavailable
-from workers.models import OrderEvent
-from workers.publisher import EventPublisher
-from workers.queue import OrderQueue
-from workers.store import OrderStore
-from workers.venues import Venues
+from server.watch import EventHub, follow
+from workers.runtime import Engine
+from workers.store import OrderNotFound
 from workers.views import route_view
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
-# A watcher that hears nothing for this long re-reads the store, in case a publish was lost.
-IDLE_RECHECK_S = 10.0
-
 
 class OrderService(pb_grpc.OrderServiceServicer):
-    def __init__(
-        self,
-        store: OrderStore,
-        hub: EventHub,
-        queue: OrderQueue,
-        venues: Venues,
-        publisher: EventPublisher,
-        rate_limit: OrderRateLimit,
-    ) -> None:
-        self.store = store
+    def __init__(self, engine: Engine, hub: EventHub, rate_limit: OrderRateLimit) -> None:
+        self.engine = engine
         self.hub = hub
-        self.queue = queue
-        self.venues = venues
-        self.publisher = publisher
         self.rate_limit = rate_limit
 
     async def ExecuteOrder(
@@ -64,17 +46,16 @@ class OrderService(pb_grpc.OrderServiceServicer):
         account = current_account()
         new = parse_execute(request, owner_id=account.id)
         await self.rate_limit.acquire(account)  # after validation (bad input is not an order), before any write
-        order, pending = await self.store.create_order(new)
+        order, pending = await self.engine.store.create_order(new)
         if pending is not None:
             try:
-                await self.queue.enqueue_async(order.id)
+                await self.engine.queue.enqueue_async(order.id)
             except Exception as exc:
                 # Leave nothing half-written: a stored order that no worker will hear of until the reconciler
                 # runs would execute after its client was told it failed.
-                await self.store.forget_unstarted(order.id)
+                await self.engine.store.forget_unstarted(order.id)
+                log.warning("order %s: not queued (%s), forgotten", order.id, exc)
                 raise QueueUnavailable(f"the order queue (Redis) is unavailable: {exc}") from exc
-            await self.publisher.publish(pending)
-            log.info("order %s: pending (%s %s -> %s)", order.id, new.amount_in, new.token_in, new.token_out)
         return pb.ExecuteOrderResponse(order_id=order.id)
 
     async def WatchOrder(
@@ -84,45 +65,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         order_id = parse_order_id(request.order_id)
         owner = current_account().id
-        last = request.from_seq
-        if last > 0:  # from the start, the replay below doubles as the existence check (every order has seq 1)
-            order = await self.store.get_order(order_id, owner)
-            if order is None:
-                raise OrderNotFound(order_id)
-            if order.status.is_final and last >= order.last_seq:
-                return  # the client has seen the terminal event already
-        try:
-            async with self.hub.subscription(order_id) as live:
-                # Subscribed first, replayed second: an event published meanwhile is in `live` and deduplicated.
-                replay = await self.store.events_after(order_id, last, owner)
-                if last == 0 and not replay:
-                    raise OrderNotFound(order_id)
-                for event in replay:
-                    yield pb.WatchOrderResponse(event=convert.event(event))
-                    last = event.seq
-                    if event.is_final:
-                        return
-                while True:
-                    try:
-                        item = await asyncio.wait_for(live.get(), IDLE_RECHECK_S)
-                    except TimeoutError:
-                        item = None
-                    if isinstance(item, HubDown):
-                        raise HubUnavailable(item.reason)
-                    batch: list[OrderEvent]
-                    if item is not None and item.seq == last + 1:
-                        batch = [item]
-                    elif item is None or item.seq > last:
-                        batch = await self.store.events_after(order_id, last, owner)  # a gap, or silence
-                    else:
-                        continue
-                    for event in batch:
-                        yield pb.WatchOrderResponse(event=convert.event(event))
-                        last = event.seq
-                        if event.is_final:
-                            return
-        except HubUnavailable as exc:
-            raise HubUnavailable(f"{exc}; resume with from_seq={last}") from None
+        async with aclosing(follow(self.engine.store, self.hub, order_id, request.from_seq, owner)) as events:
+            async for event in events:
+                yield pb.WatchOrderResponse(event=convert.event(event))
 
     async def GetOrder(
         self,
@@ -130,7 +75,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse],
     ) -> pb.GetOrderResponse:
         order_id = parse_order_id(request.order_id)
-        order = await self.store.get_order(order_id, current_account().id)
+        order = await self.engine.store.get_order(order_id, current_account().id)
         if order is None:
             raise OrderNotFound(order_id)
         return pb.GetOrderResponse(order=convert.order(order))
@@ -140,7 +85,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         request: pb.ListOrdersRequest,
         context: grpc.aio.ServicerContext[pb.ListOrdersRequest, pb.ListOrdersResponse],
     ) -> pb.ListOrdersResponse:
-        limit = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        limit = parse_page_size(request.page_size)
         status = parse_status_filter(request.status)
         before = None
         if request.page_token:
@@ -148,7 +93,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 before = convert.parse_page_token(request.page_token)
             except ValueError:
                 raise InvalidArgument("page_token", "is not a token this service returned") from None
-        orders = await self.store.list_orders(current_account().id, status=status, limit=limit + 1, before=before)
+        orders = await self.engine.store.list_orders(
+            current_account().id, status=status, limit=limit + 1, before=before
+        )
         page, more = orders[:limit], len(orders) > limit
         return pb.ListOrdersResponse(
             orders=[convert.order(o) for o in page],
@@ -163,7 +110,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         token_in, token_out = parse_pair(request.token_in, request.token_out)
         amount_in = parse_amount(request.amount, token_in)
         slippage = parse_slippage(request.slippage_bps)
-        view = await self.venues.quote(token_in, token_out, amount_in)  # PermanentFailure: FAILED_PRECONDITION
+        view = await self.engine.venues.quote(token_in, token_out, amount_in)  # PermanentFailure: FAILED_PRECONDITION
         return pb.GetQuoteResponse(
             quotes=[convert.venue_quote(q) for q in view.quotes],
             route=convert.route(route_view(view.route, slippage)),

@@ -6,8 +6,18 @@ import re
 import uuid
 from decimal import Decimal, InvalidOperation
 
+from client.options import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from orderengine.v1 import order_service_pb2 as pb
-from workers.domain import DEFAULT_OWNER, DEFAULT_SLIPPAGE_BPS, MAX_SLIPPAGE_BPS, OrderStatus, OrderType
+from server.convert import ORDER_TYPE_FROM_PB, STATUS_FROM_PB
+from workers.domain import (
+    ACCEPTED_ORDER_TYPES,
+    DEFAULT_ORDER_TYPE,
+    DEFAULT_OWNER,
+    DEFAULT_SLIPPAGE_BPS,
+    MAX_SLIPPAGE_BPS,
+    OrderStatus,
+    OrderType,
+)
 from workers.market import Token, UnknownTokenError, resolve_token, to_base_units
 from workers.models import NewOrder
 
@@ -76,8 +86,7 @@ def parse_order_id(text: str, field: str = "order_id") -> str:
 
 
 def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) -> NewOrder:
-    if req.order_type not in (pb.ORDER_TYPE_UNSPECIFIED, pb.ORDER_TYPE_MARKET):
-        raise InvalidArgument("order_type", "only market orders are accepted for now")
+    order_type = parse_order_type(req.order_type)
     tin, tout = parse_pair(req.token_in, req.token_out)
     amount_in = parse_amount(req.amount, tin)
     slippage = parse_slippage(req.slippage_bps)
@@ -88,7 +97,7 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
         )
     return NewOrder(
         owner_id=owner_id,
-        order_type=OrderType.MARKET,
+        order_type=order_type,
         token_in=tin.symbol,
         token_out=tout.symbol,
         amount_in=amount_in,
@@ -97,19 +106,24 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
     )
 
 
-_STATUS_FROM_PB = {
-    pb.ORDER_STATUS_PENDING: OrderStatus.PENDING,
-    pb.ORDER_STATUS_ROUTING: OrderStatus.ROUTING,
-    pb.ORDER_STATUS_BUILDING: OrderStatus.BUILDING,
-    pb.ORDER_STATUS_SUBMITTED: OrderStatus.SUBMITTED,
-    pb.ORDER_STATUS_CONFIRMED: OrderStatus.CONFIRMED,
-    pb.ORDER_STATUS_FAILED: OrderStatus.FAILED,
-}
+def parse_page_size(requested: int) -> int:
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def parse_order_type(value: int, field: str = "order_type") -> OrderType:
+    if value == pb.ORDER_TYPE_UNSPECIFIED:
+        return DEFAULT_ORDER_TYPE
+    order_type = ORDER_TYPE_FROM_PB.get(pb.OrderType.ValueType(value))
+    if order_type is None or order_type not in ACCEPTED_ORDER_TYPES:
+        accepted = ", ".join(sorted(ACCEPTED_ORDER_TYPES))
+        raise InvalidArgument(field, f"only {accepted} orders are accepted for now")
+    return order_type
 
 
 def parse_status_filter(value: int) -> OrderStatus | None:
     if value == pb.ORDER_STATUS_UNSPECIFIED:
         return None
-    if value not in _STATUS_FROM_PB:
+    status = STATUS_FROM_PB.get(pb.OrderStatus.ValueType(value))
+    if status is None:
         raise InvalidArgument("status", f"unknown status {value}")
-    return _STATUS_FROM_PB[value]  # type: ignore[index]
+    return status

@@ -71,4 +71,6 @@ def create_app(
         # Inside CORS, so a preflight (which carries no key) is answered before keys are asked for.
         Middleware(ApiKeys, required=auth_required),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return Starlette(
+        routes=routes, middleware=middleware, exception_handlers=http_api.EXCEPTION_HANDLERS, lifespan=lifespan
+    )

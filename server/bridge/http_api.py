@@ -1,4 +1,8 @@
-"""The bridge's HTTP handlers: each reads its input, makes one gRPC call and answers JSON."""
+"""The bridge's HTTP handlers: each reads its input, makes one gRPC call and answers JSON.
+
+Errors are not caught here: `EXCEPTION_HANDLERS` (installed by `app.create_app`) turns bad input and failed RPCs
+into JSON error responses, once for every endpoint.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from client.async_client import AsyncOrderClient
 from client.errors import OrderServiceError
 from client.json_format import order_json, order_list_json, quote_json
+from client.options import SERVICE_NAME
 from server.bridge.parsing import (
     MAX_BODY_BYTES,
     InputError,
@@ -23,7 +28,6 @@ from server.bridge.parsing import (
     service_error_headers,
 )
 
-SERVICE_NAME = "orderengine.v1.OrderService"
 HEALTH_DEADLINE_S = 2.0
 
 
@@ -33,11 +37,18 @@ def order_client(request: Request) -> AsyncOrderClient:
     return client.with_api_key(request.state.api_key)
 
 
-def error_response(error: InputError | OrderServiceError) -> JSONResponse:
-    if isinstance(error, InputError):
-        return JSONResponse(error.body(), status_code=error.status)
-    status, body = service_error_body(error)
-    return JSONResponse(body, status_code=status, headers=service_error_headers(error))
+async def input_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InputError)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OrderServiceError)
+    status, body = service_error_body(exc)
+    return JSONResponse(body, status_code=status, headers=service_error_headers(exc))
+
+
+EXCEPTION_HANDLERS = {InputError: input_error, OrderServiceError: service_error}
 
 
 async def read_body(request: Request) -> bytes:
@@ -55,42 +66,30 @@ async def read_body(request: Request) -> bytes:
 
 async def execute_order(request: Request) -> Response:
     """POST /api/orders/execute -> {"orderId": ...}"""
-    try:
-        order = parse_order(load_json(await read_body(request)))
-        order_id = await order_client(request).execute(
-            order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
-        )
-    except (InputError, OrderServiceError) as e:
-        return error_response(e)
+    order = parse_order(load_json(await read_body(request)))
+    order_id = await order_client(request).execute(
+        order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
+    )
     return JSONResponse({"orderId": order_id})
 
 
 async def get_order(request: Request) -> Response:
     """GET /api/orders/{orderId}"""
-    try:
-        order = await order_client(request).get(request.path_params["orderId"])
-    except OrderServiceError as e:
-        return error_response(e)
+    order = await order_client(request).get(request.path_params["orderId"])
     return JSONResponse(order_json(order))
 
 
 async def list_orders(request: Request) -> Response:
     """GET /api/orders?status=&limit=&pageToken= -> {"orders": [...], "nextPageToken": ...}"""
-    try:
-        query = parse_list_query(dict(request.query_params))
-        page = await order_client(request).list(query.status, query.limit, query.page_token)
-    except (InputError, OrderServiceError) as e:
-        return error_response(e)
+    query = parse_list_query(dict(request.query_params))
+    page = await order_client(request).list(query.status, query.limit, query.page_token)
     return JSONResponse(order_list_json(page))
 
 
 async def get_quote(request: Request) -> Response:
     """GET /api/quote?tokenIn=&tokenOut=&amount=&slippageBps="""
-    try:
-        query = parse_quote_query(dict(request.query_params))
-        quote = await order_client(request).quote(query.token_in, query.token_out, query.amount, query.slippage_bps)
-    except (InputError, OrderServiceError) as e:
-        return error_response(e)
+    query = parse_quote_query(dict(request.query_params))
+    quote = await order_client(request).quote(query.token_in, query.token_out, query.amount, query.slippage_bps)
     return JSONResponse(quote_json(quote))
 
 

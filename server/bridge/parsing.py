@@ -16,12 +16,10 @@ from typing import Any
 import grpc
 
 from client.errors import OrderServiceError
-from client.options import parse_status
+from client.options import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, UINT32_MAX, parse_status
 from orderengine.v1 import order_service_pb2 as pb
 
 MAX_BODY_BYTES = 16 * 1024
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
 _SNAKE = re.compile(r"_([a-z0-9])")
 
 # gRPC status -> HTTP status, as the gRPC docs' HTTP mapping has it.
@@ -139,8 +137,9 @@ def _bps(value: Any, field: str) -> int:
         value = int(value)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10_000:
-        raise InputError(f"{field} must be an integer from 0 to 10000", field)
+    # The shape only (a uint32 on the wire): the largest slippage allowed is the service's to judge.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= UINT32_MAX:
+        raise InputError(f"{field} must be a non-negative integer", field)
     return value
 
 

@@ -29,8 +29,7 @@ class Untouchable:
 
 
 def service() -> OrderService:
-    u = Untouchable()
-    return OrderService(u, u, u, u, u, u)  # type: ignore[arg-type]
+    return OrderService(Untouchable(), Untouchable(), Untouchable())  # type: ignore[arg-type]
 
 
 async def test_execute_with_bad_amount_never_touches_the_store() -> None:
