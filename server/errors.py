@@ -26,6 +26,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
 
 
 async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc  # the handler's own refusal (NOT_FOUND, UNAVAILABLE, ...): already a status, not a bug
     mapped = status_for(exc)
     if mapped is None:
         if not isinstance(exc, grpc.RpcError):

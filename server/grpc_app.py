@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from server.decoding import RequestDecoding
 from server.errors import ErrorMapping
 from server.servicer import OrderService
 from server.watch import EventHub
@@ -75,7 +76,7 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
         seed=settings.market_seed,
     )
 
-    server = grpc.aio.server(interceptors=[ErrorMapping()], options=SERVER_OPTIONS)
+    server = grpc.aio.server(interceptors=[RequestDecoding(), ErrorMapping()], options=SERVER_OPTIONS)
     redis = async_redis(settings.redis_url, socket_timeout=2)
     publisher = EventPublisher(redis)
     queue = OrderQueue(build_broker(settings), redis)
