@@ -44,10 +44,10 @@ def call_raw(channel: grpc.Channel, method: MethodDescriptor, payload: bytes) ->
     path = f"/{SERVICE.full_name}/{method.name}"
     try:
         if method.server_streaming:
-            for _ in channel.unary_stream(path)(payload, timeout=CALL_TIMEOUT_S):
+            for _ in channel.unary_stream(path, None, None)(payload, timeout=CALL_TIMEOUT_S):
                 pass
         else:
-            channel.unary_unary(path)(payload, timeout=CALL_TIMEOUT_S)
+            channel.unary_unary(path, None, None)(payload, timeout=CALL_TIMEOUT_S)
     except grpc.RpcError as e:
         call = cast(grpc.Call, e)
         return call.code(), call.details() or ""
@@ -63,7 +63,12 @@ def valid_requests(sync_stub: pb_grpc.OrderServiceStub, final_orders: list[str])
         "ExecuteOrder": [
             pb.ExecuteOrderRequest(token_in="SOL", token_out="USDC", amount="0.001"),
             pb.ExecuteOrderRequest(
-                token_in="USDC", token_out="JUP", amount="1.5", slippage_bps=100, idempotency_key="k", order_type=1
+                token_in="USDC",
+                token_out="JUP",
+                amount="1.5",
+                slippage_bps=100,
+                idempotency_key="k",
+                order_type=pb.ORDER_TYPE_MARKET,
             ),
         ],
         "WatchOrder": [pb.WatchOrderRequest(order_id=i, from_seq=n) for i in final_orders for n in (0, 2)],

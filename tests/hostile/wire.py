@@ -86,7 +86,7 @@ def field_bytes(field: FieldDescriptor, text: st.SearchStrategy[bytes]) -> st.Se
     number = field.number
     if field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
         right = text.map(lambda b: length_delimited(number, b))
-    elif field.type == FieldDescriptor.TYPE_MESSAGE:
+    elif field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type is not None:
         right = message_bytes(field.message_type, text, depth=1).map(lambda b: length_delimited(number, b))
     elif field.type in _VARINT_TYPES:
         values = st.one_of(st.integers(0, 20), st.integers(-(2**63), 2**64 - 1), st.sampled_from([2**32, 2**63]))
