@@ -34,6 +34,10 @@ class Scripted(pb_grpc.OrderServiceServicer):
     async def ListOrders(self, request: pb.ListOrdersRequest, context: Any) -> pb.ListOrdersResponse:
         raise RuntimeError("a real bug")
 
+    async def GetQuote(self, request: pb.GetQuoteRequest, context: Any) -> pb.GetQuoteResponse:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "NO_ROUTE: no pool")
+        raise AssertionError("unreachable")
+
     async def WatchOrder(self, request: pb.WatchOrderRequest, context: Any) -> AsyncIterator[pb.WatchOrderResponse]:
         yield pb.WatchOrderResponse(event=pb.OrderEvent(order_id=request.order_id, seq=1))
         await context.abort(grpc.StatusCode.UNAVAILABLE, "shutting down; resume with from_seq=1")
