@@ -76,14 +76,15 @@ class ErrorRecords(logging.Handler):
 
 
 @pytest.fixture(scope="package")
-def bridge(hostile_stack: Stack) -> Iterator[BridgeThread]:
+def bridge(hostile_stack: Stack, bridge_errors: ErrorRecords) -> Iterator[BridgeThread]:
+    """The bridge in this process, its error records collected from its first request on."""
     b = BridgeThread(hostile_stack.grpc_target).start()
     yield b
     b.stop()
 
 
 @pytest.fixture(scope="package")
-def bridge_errors(bridge: BridgeThread) -> Iterator[ErrorRecords]:
+def bridge_errors() -> Iterator[ErrorRecords]:
     handler = ErrorRecords()
     loggers = [logging.getLogger(), logging.getLogger("uvicorn"), logging.getLogger("uvicorn.error")]
     for logger in loggers:
