@@ -1,6 +1,6 @@
 """What the hostile-input tests tried and what came back, printed at the end of the run (RELIABILITY.md quotes it).
 
-`FUZZ=long` (what `make fuzz` sets) multiplies every bounded budget by `FUZZ_FACTOR` (default 40) and lets
+`FUZZ=long` (what `make fuzz` sets) multiplies every bounded budget by `FUZZ_FACTOR` (default 10) and lets
 hypothesis pick fresh inputs on every run; without it the budgets are small and the inputs are the same every
 run (derandomized), so `make test` stays fast and deterministic.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, settings
 
 LONG = os.environ.get("FUZZ") == "long"
-FACTOR = int(os.environ.get("FUZZ_FACTOR", "40")) if LONG else 1
+FACTOR = int(os.environ.get("FUZZ_FACTOR", "10")) if LONG else 1
 EXAMPLES_SHOWN = 3 if LONG else 0
 
 

@@ -82,13 +82,14 @@ def session() -> Any:
 @schema.parametrize()
 @fuzz_settings(80)
 def test_bridge_answers_as_described(case: Case[Any], bridge: BridgeThread, session: requests.Session) -> None:
-    interface = f"HTTP {case.method} {case.operation.path} (schemathesis)"
+    interface = f"HTTP {case.operation.method.upper()} {case.operation.path} (schemathesis)"
+    sent = f"{case.method} {case.formatted_path} query={case.query} body={case.body!r}"
     try:
         response = case.call(base_url=bridge.http, session=session, timeout=30)
     except requests.ConnectionError:
-        TALLY.record(interface, "dropped connection", case.as_curl_command(), server_error=True)
+        TALLY.record(interface, "dropped connection", sent, server_error=True)
         raise
-    TALLY.record(interface, str(response.status_code), case.as_curl_command(), server_error=response.status_code >= 500)
+    TALLY.record(interface, str(response.status_code), sent, server_error=response.status_code >= 500)
     case.validate_response(response, checks=CHECKS)
 
 
