@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from client.options import SERVICE_NAME
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from server.decoding import RequestDecoding
 from server.errors import ErrorMapping
 from server.servicer import OrderService
 from server.watch import EventHub
@@ -64,7 +65,7 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     hub = EventHub(settings.redis_url)
     await hub.start()
 
-    server = grpc.aio.server(interceptors=[ErrorMapping()], options=SERVER_OPTIONS)
+    server = grpc.aio.server(interceptors=[RequestDecoding(), ErrorMapping()], options=SERVER_OPTIONS)
     pb_grpc.add_OrderServiceServicer_to_server(OrderService(engine, hub), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
