@@ -8,7 +8,7 @@ STAMP := $(VENV)/.synced
 PROTO_SRC := protos/orderengine/v1/order_service.proto
 BUF := node_modules/.bin/buf
 
-.PHONY: run test lint typecheck buflint protos check-protos unit bench install clean
+.PHONY: run test fuzz lint typecheck buflint protos check-protos unit bench install clean
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ run: install
 
 test: install lint typecheck buflint check-protos
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Minutes of hostile input on every interface: FUZZ_FACTOR (default 10) times the bounded, seeded budgets that
+# `make test` runs, with fresh inputs each run; prints what it tried per interface and hypothesis's statistics.
+fuzz: install
+	FUZZ=long $(PY) -m pytest -q -p no:cacheprovider tests/hostile --hypothesis-show-statistics
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -117,4 +118,4 @@ def page_token(o: Order) -> str:
 def parse_page_token(token: str) -> tuple[datetime, str]:
     """Raises ValueError for a token this server did not make."""
     created, order_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-    return datetime.fromisoformat(created), order_id
+    return datetime.fromisoformat(created), str(uuid.UUID(order_id))

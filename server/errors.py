@@ -59,6 +59,10 @@ def refusal_for(exc: BaseException) -> Refusal | None:
 
 
 async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    if isinstance(exc, grpc.aio.AbortError) or context.done() or context.cancelled():
+        # The handler's own refusal (NOT_FOUND, UNAVAILABLE, ...) is already a status, and once a status is out
+        # (or the client cancelled) what fails is the transport to a client that left: neither is a bug.
+        raise exc
     refusal = refusal_for(exc)
     if refusal is None:
         if not isinstance(exc, grpc.RpcError):

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from client.options import SERVICE_NAME
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.auth import Authentication, Authenticator
+from server.decoding import RequestDecoding
 from server.errors import ErrorMapping, refusal_for
 from server.rate_limit import OrderRateLimit
 from server.servicer import OrderService
@@ -76,7 +77,7 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
         AccountStore(engine.store.pool), required=settings.auth_required, cache_seconds=settings.auth_cache_seconds
     )
     # Authentication first: a refused call never reaches the servicer or the error mapping behind it.
-    interceptors = [Authentication(authenticator, SERVICE_NAME, refusal_for), ErrorMapping()]
+    interceptors = [Authentication(authenticator, SERVICE_NAME, refusal_for), RequestDecoding(), ErrorMapping()]
     server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     rate_limit = OrderRateLimit(
         engine.redis, default_limit=settings.orders_per_minute, window_s=settings.rate_limit_window_seconds

@@ -22,6 +22,10 @@ from workers.market import Token, UnknownTokenError, resolve_token, to_base_unit
 from workers.models import NewOrder
 
 MAX_IDEMPOTENCY_KEY = 128
+# The longest mint address is 44 base58 characters; anything much longer is no token.
+MAX_TOKEN_CHARS = 64
+# 19 integer digits, a point and 9 decimals, with room for leading and trailing zeros.
+MAX_AMOUNT_CHARS = 64
 # Amounts are stored as PostgreSQL bigint base units.
 MAX_BASE_UNITS = 2**63 - 1
 _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$|^\.[0-9]+$")
@@ -37,9 +41,16 @@ class InvalidArgument(ValueError):
         self.reason = reason or f"INVALID_{field.upper()}"
 
 
+def shown(text: str, limit: int = 40) -> str:
+    """A client's value quoted in an error, clipped: errors travel in a size-limited gRPC trailer."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def parse_token(text: str, field: str) -> Token:
     if not text.strip():
         raise InvalidArgument(field, "is required (a symbol such as SOL or a mint address)")
+    if len(text) > MAX_TOKEN_CHARS:
+        raise InvalidArgument(field, f"unknown token {shown(text)}: a symbol or mint address is at most 44 characters")
     try:
         return resolve_token(text)
     except UnknownTokenError as exc:
@@ -50,10 +61,12 @@ def parse_amount(text: str, token: Token, field: str = "amount") -> int:
     text = text.strip()
     if not text:
         raise InvalidArgument(field, "is required (a decimal number of whole tokens, e.g. 1.5)")
+    if len(text) > MAX_AMOUNT_CHARS:
+        raise InvalidArgument(field, f"must be at most {MAX_AMOUNT_CHARS} characters, got {shown(text)}")
     if not _DECIMAL.match(text):
         if text.startswith("-"):
             raise InvalidArgument(field, f"must be greater than zero, got {text!r}")
-        raise InvalidArgument(field, f"must be a plain decimal number such as 1.5, got {text[:40]!r}")
+        raise InvalidArgument(field, f"must be a plain decimal number such as 1.5, got {shown(text)}")
     try:
         units = to_base_units(Decimal(text), token)
     except (ValueError, InvalidOperation) as exc:
@@ -82,7 +95,7 @@ def parse_order_id(text: str, field: str = "order_id") -> str:
     try:
         return str(uuid.UUID(text))
     except ValueError:
-        raise InvalidArgument(field, f"must be a UUID, got {text[:40]!r}") from None
+        raise InvalidArgument(field, f"must be a UUID, got {shown(text)}") from None
 
 
 def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) -> NewOrder:
@@ -95,6 +108,8 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
             "idempotency_key",
             f"must be at most {MAX_IDEMPOTENCY_KEY} characters, got {len(req.idempotency_key)}",
         )
+    if "\x00" in req.idempotency_key:
+        raise InvalidArgument("idempotency_key", "must not contain NUL characters")
     return NewOrder(
         owner_id=owner_id,
         order_type=order_type,

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from client.async_client import AsyncOrderClient
 from client.options import ReconnectPolicy
-from server.bridge import http_api, sockets
+from server.bridge import http_api, openapi, sockets
 from server.bridge.credentials import ApiKeys
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -58,6 +58,8 @@ def create_app(
         Route("/api/orders/{orderId}", http_api.get_order, methods=["GET"]),
         Route("/api/quote", http_api.get_quote, methods=["GET"]),
         WebSocketRoute("/ws/orders/{orderId}", sockets.watch_order),
+        Route("/openapi.json", openapi.description, methods=["GET"]),
+        WebSocketRoute("/{path:path}", sockets.no_such_socket),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page"),
     ]
     middleware = [

@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -20,6 +21,7 @@ from client.options import SERVICE_NAME
 from server.bridge.parsing import (
     MAX_BODY_BYTES,
     InputError,
+    ascii_int,
     load_json,
     parse_list_query,
     parse_order,
@@ -29,6 +31,7 @@ from server.bridge.parsing import (
 )
 
 HEALTH_DEADLINE_S = 2.0
+ROUTING_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 def order_client(request: Request) -> AsyncOrderClient:
@@ -48,13 +51,10 @@ async def service_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=status, headers=service_error_headers(exc))
 
 
-EXCEPTION_HANDLERS = {InputError: input_error, OrderServiceError: service_error}
-
-
 async def read_body(request: Request) -> bytes:
     """The request body, refused with 413 past MAX_BODY_BYTES without reading the rest."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    declared = ascii_int(request.headers.get("content-length", ""))
+    if declared is not None and declared > MAX_BODY_BYTES:
         raise InputError(f"body larger than {MAX_BODY_BYTES} bytes", status=413)
     body = bytearray()
     async for chunk in request.stream():
@@ -115,3 +115,19 @@ async def health(request: Request) -> Response:
 
 def _unavailable(why: str) -> JSONResponse:
     return JSONResponse({"status": "unavailable", "error": why}, status_code=503)
+
+
+async def routing_error(request: Request, exc: Exception) -> Response:
+    """No such path, or not that method (Starlette's own refusals): the API's error shape, Allow kept on a 405."""
+    assert isinstance(exc, HTTPException)
+    body = {"error": exc.detail, "code": ROUTING_CODES.get(exc.status_code, "HTTP_ERROR"), "field": None}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+# Every error the API answers, mapped once: bad input, failed RPCs, and Starlette's own 404/405.
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    InputError: input_error,
+    OrderServiceError: service_error,
+    404: routing_error,
+    405: routing_error,
+}
