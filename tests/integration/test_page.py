@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from orderengine.v1 import order_service_pb2 as pb
 from tests.integration.bridge_harness import BridgeThread
 from tests.stack import Stack, Stores
 
@@ -153,12 +154,17 @@ async def test_timeline_resumes_with_from_seq_after_the_socket_drops(
 @pytest.fixture(scope="module")
 def keyed(stores: Stores) -> Iterator[tuple[BridgeThread, str]]:
     """A system that requires keys (AUTH=required in the service and the bridge), and one account's key."""
+    from client import OrderClient
     from tests.integration.accounts_harness import create_account
 
     system = Stack.start(stores, AUTH="required")
     b = BridgeThread(system.grpc_target, auth_required=True).start()
     try:
-        yield b, create_account(system, "page-user").api_key
+        api_key = create_account(system, "page-user").api_key
+        # Stack.start waits for the server only: one order followed to its end shows the worker consuming too.
+        with OrderClient(system.grpc_target, api_key=api_key) as client:
+            assert list(client.watch(client.execute("SOL", "USDC", "0.1")))[-1].status == pb.ORDER_STATUS_CONFIRMED
+        yield b, api_key
     finally:
         b.stop()
         system.stop()
