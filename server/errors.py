@@ -28,7 +28,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
 async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     mapped = status_for(exc)
     if mapped is None:
-        if not isinstance(exc, grpc.RpcError):
+        # An abort is a status the handler chose (NOT_FOUND, UNAVAILABLE...): an answer, not an error to log.
+        if not isinstance(exc, grpc.RpcError | grpc.aio.AbortError):
             log.exception("unhandled error in RPC")
         raise exc
     await context.abort(*mapped)

@@ -18,6 +18,7 @@ from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.errors import ErrorMapping
 from server.servicer import OrderService
 from server.watch import EventHub
+from server.watch_limit import WatchStreamLimit, server_options
 from workers.broker import build_broker
 from workers.config import Settings
 from workers.publisher import EventPublisher
@@ -30,16 +31,6 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["OrderService"].full_name
 HEALTH_PROBE_INTERVAL_S = 2.0
-
-# Accept client keepalive pings (every 10 s at most often) and keep idle streams alive through proxies.
-SERVER_OPTIONS = [
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.max_concurrent_streams", 100_000),
-]
 
 
 @dataclass
@@ -75,7 +66,9 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
         seed=settings.market_seed,
     )
 
-    server = grpc.aio.server(interceptors=[ErrorMapping()], options=SERVER_OPTIONS)
+    server = grpc.aio.server(
+        interceptors=[ErrorMapping(), WatchStreamLimit(settings.watch_max_streams)], options=server_options(settings)
+    )
     redis = async_redis(settings.redis_url, socket_timeout=2)
     publisher = EventPublisher(redis)
     queue = OrderQueue(build_broker(settings), redis)

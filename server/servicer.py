@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator
 
 import grpc
@@ -25,7 +26,7 @@ from workers.domain import DEFAULT_OWNER, PermanentFailure
 from workers.models import OrderEvent
 from workers.publisher import EventPublisher
 from workers.queue import OrderQueue
-from workers.store import OrderStore
+from workers.store import OrderStore, is_unavailable
 from workers.venues import Venues
 from workers.views import route_view
 
@@ -33,8 +34,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-# A watcher that hears nothing for this long re-reads the store, in case a publish was lost.
+# A watcher that hears nothing for this long re-reads the store, in case a publish was lost. The wait doubles
+# (up to IDLE_RECHECK_MAX_S) while the order stays silent and is spread at random, so thousands of idle streams
+# do not all read PostgreSQL at the same moment.
 IDLE_RECHECK_S = 10.0
+IDLE_RECHECK_MAX_S = 60.0
 
 
 class OrderService(pb_grpc.OrderServiceServicer):
@@ -90,18 +94,28 @@ class OrderService(pb_grpc.OrderServiceServicer):
                     last = event.seq
                     if event.is_final:
                         return
+                idle = IDLE_RECHECK_S
                 while True:
                     try:
-                        item = await asyncio.wait_for(live.get(), IDLE_RECHECK_S)
+                        item = await asyncio.wait_for(live.get(), idle * random.uniform(1.0, 1.5))
+                        idle = IDLE_RECHECK_S
                     except TimeoutError:
                         item = None
+                        idle = min(idle * 2, IDLE_RECHECK_MAX_S)
                     if isinstance(item, HubDown):
                         await context.abort(grpc.StatusCode.UNAVAILABLE, f"{item.reason}; resume with from_seq={last}")
                     batch: list[OrderEvent]
                     if item is not None and item.seq == last + 1:
                         batch = [item]
-                    elif item is None or item.seq > last:
-                        batch = await self.store.events_after(order_id, last)  # a gap, or silence: ask the store
+                    elif item is not None and item.seq > last:
+                        batch = await self.store.events_after(order_id, last)  # a gap: fill it from the store
+                    elif item is None:
+                        try:
+                            batch = await self.store.events_after(order_id, last)  # silence: ask the store
+                        except Exception as exc:
+                            if not is_unavailable(exc):
+                                raise
+                            continue  # only a safety net: a busy or absent store is asked again next silence
                     else:
                         continue
                     for event in batch:
