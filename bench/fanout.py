@@ -129,10 +129,11 @@ async def fan_out(
                 "target": system.grpc_target,
                 "http_port": system.http_port,
                 "channels": CHANNELS_PER_CLIENT,
+                "open_timeout_s": OPEN_TIMEOUT_S,
                 "order_ids": watched[i::n_clients],
             }
             spawned.append(await Client.start(job, system.env))
-        ready = await asyncio.wait_for(asyncio.gather(*(c.line() for c in spawned)), OPEN_TIMEOUT_S)
+        ready = await asyncio.wait_for(asyncio.gather(*(c.line() for c in spawned)), OPEN_TIMEOUT_S + 30)
         open_s = time.monotonic() - t_open
         subscribed = sum(r["subscribed"] for r in ready)
         rss_open, _ = _rss_kib(server)
@@ -140,8 +141,7 @@ async def fan_out(
         per_process_open = [round(memory_kib(p)["VmRSS"] / 1024, 1) for p in server]
 
         system.start_workers(workers)
-        client_pids = [c.proc.pid for c in spawned]
-        meter = CpuMeter({**system.pids(), "loadgen": client_pids}).start()
+        meter = CpuMeter(system.pids()).start()
         peak_rss, peak_bridge = rss_open, bridge_open
         t_run = time.monotonic()
         results = asyncio.ensure_future(asyncio.gather(*(c.line() for c in spawned)))
@@ -156,6 +156,10 @@ async def fan_out(
         done = [m["result"] for m in await results]
         run_s = time.monotonic() - t_run
         cpu = meter.stop()
+        # The client processes have exited by now: their own accounts of CPU during the events.
+        clients_cpu = sum(r["cpu_s"] for r in done) - sum(r["cpu_s"] for r in ready)
+        cpu["loadgen"] = round(cpu.get("loadgen", 0.0) + clients_cpu / run_s, 3)
+        cpu["total"] = round(cpu.get("total", 0.0) + clients_cpu / run_s, 3)
         hwm = _rss_kib(server)[1]
         stored = await _last_seqs(driver, ids)
     finally:

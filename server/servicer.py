@@ -26,7 +26,7 @@ from workers.domain import DEFAULT_OWNER, PermanentFailure
 from workers.models import OrderEvent
 from workers.publisher import EventPublisher
 from workers.queue import OrderQueue
-from workers.store import OrderStore, is_unavailable
+from workers.store import OrderStore, StoreUnavailable, is_unavailable
 from workers.venues import Venues
 from workers.views import route_view
 
@@ -39,6 +39,11 @@ MAX_PAGE_SIZE = 500
 # do not all read PostgreSQL at the same moment.
 IDLE_RECHECK_S = 10.0
 IDLE_RECHECK_MAX_S = 60.0
+# Streams read the store (replay, gap, silence) through at most WATCH_READS pool connections at once: a burst of
+# thousands of new streams queues here, up to WATCH_READ_WAIT_S, instead of failing on the pool's short timeout
+# or taking every connection from ExecuteOrder.
+WATCH_READS = 12
+WATCH_READ_WAIT_S = 30.0
 
 
 class OrderService(pb_grpc.OrderServiceServicer):
@@ -50,6 +55,17 @@ class OrderService(pb_grpc.OrderServiceServicer):
         self.queue = queue
         self.venues = venues
         self.publisher = publisher
+        self._watch_reads = asyncio.Semaphore(WATCH_READS)
+
+    async def _events_after(self, order_id: str, last: int, owner_id: str | None = None) -> list[OrderEvent]:
+        try:
+            await asyncio.wait_for(self._watch_reads.acquire(), WATCH_READ_WAIT_S)
+        except TimeoutError:
+            raise StoreUnavailable(f"no connection free for {WATCH_READ_WAIT_S:.0f} s (busy)") from None
+        try:
+            return await self.store.events_after(order_id, last, owner_id)
+        finally:
+            self._watch_reads.release()
 
     async def ExecuteOrder(
         self,
@@ -86,7 +102,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         try:
             async with self.hub.subscription(order_id) as live:
                 # Subscribed first, replayed second: an event published meanwhile is in `live` and deduplicated.
-                replay = await self.store.events_after(order_id, last, DEFAULT_OWNER)
+                replay = await self._events_after(order_id, last, DEFAULT_OWNER)
                 if last == 0 and not replay:
                     await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
                 for event in replay:
@@ -108,10 +124,10 @@ class OrderService(pb_grpc.OrderServiceServicer):
                     if item is not None and item.seq == last + 1:
                         batch = [item]
                     elif item is not None and item.seq > last:
-                        batch = await self.store.events_after(order_id, last)  # a gap: fill it from the store
+                        batch = await self._events_after(order_id, last)  # a gap: fill it from the store
                     elif item is None:
                         try:
-                            batch = await self.store.events_after(order_id, last)  # silence: ask the store
+                            batch = await self._events_after(order_id, last)  # silence: ask the store
                         except Exception as exc:
                             if not is_unavailable(exc):
                                 raise

@@ -18,6 +18,8 @@ from workers.config import Settings
 
 WATCH_METHOD = f"/{pb.DESCRIPTOR.services_by_name['OrderService'].full_name}/WatchOrder"
 
+PENDING_CALL_WAIT_S = 120
+
 # Accept client keepalive pings (every 10 s at most often) and keep idle streams alive through proxies.
 _KEEPALIVE = [
     ("grpc.keepalive_time_ms", 30_000),
@@ -31,9 +33,11 @@ _KEEPALIVE = [
 def server_options(settings: Settings) -> list[tuple[str, int]]:
     """The gRPC core options of a server process.
 
-    gRPC's defaults cancel calls that wait to be picked up once 1,000 (soft) to 3,000 (hard) are queued: a few
-    thousand streams opened at once were answered CANCELLED. Both limits are GRPC_MAX_PENDING_CALLS, and one
-    connection (the bridge carries every browser's stream on one) may hold as many streams.
+    gRPC's defaults cancel calls that wait to be picked up once 1,000 (soft) to 3,000 (hard) are queued, or once
+    one has waited 30 s: a few thousand streams opened at once were answered CANCELLED. Both queue limits are
+    GRPC_MAX_PENDING_CALLS, a call may wait PENDING_CALL_WAIT_S (tens of thousands of streams opened at once
+    take longer than 30 s to pick up on a busy machine), and one connection (the bridge carries every browser's
+    stream on one) may hold as many streams.
     """
     pending = settings.grpc_max_pending_calls
     return [
@@ -41,6 +45,7 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.max_concurrent_streams", pending),
         ("grpc.server.max_pending_requests", pending),
         ("grpc.server.max_pending_requests_hard_limit", pending),
+        ("grpc.server_max_unrequested_time_in_server", PENDING_CALL_WAIT_S),
     ]
 
 
