@@ -233,6 +233,13 @@ def render(data: dict[str, Any]) -> str:
         f"| load average | {', '.join(f'{x:.2f}' for x in m['loadavg_before'])} before, "
         f"{', '.join(f'{x:.2f}' for x in m.get('loadavg_after', []))} after |",
         f"| machine busy | {meta.get('machine_busy_cores_avg', '-')} cores on average over the run |",
+        *(
+            f"| re-measured later | {', '.join(m['command'].split('--scenarios ')[-1].split()[:1])}: "
+            f"`{m['command']}` at `{m['git']['commit'][:12]}` {m['git']['subject'][:80]}, {m['started']}, "
+            f"machine busy {m['machine_busy_cores_avg']} cores on average, load average "
+            f"{', '.join(f'{x:.2f}' for x in m['machine']['loadavg_before'])} before |"
+            for m in meta.get("merged", [])
+        ),
         "",
         f"Everything runs on this one {m['nproc']}-core machine: the load generator (one Python process, grpc.aio), "
         "the gRPC server, the worker processes, the bridge, Redis and PostgreSQL all share the cores. Each table "

@@ -39,7 +39,6 @@ def bridge_config(grpc_target: str, cors_origins: list[str], host: str, port: in
         port=port,
         lifespan="on",
         ws_max_size=WS_MAX_MESSAGE_BYTES,
-        ws="websockets-sansio",
         timeout_graceful_shutdown=5,
         log_level="info",
         access_log=False,
