@@ -8,15 +8,20 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.orphans import child_env, die_with_parent_if_asked
 from workers.config import Settings, get_settings
+from workers.readiness import NOTIFY_SOCKET, notify_ready
+
+if TYPE_CHECKING:
+    from server.dev_instance import Readiness
 
 log = logging.getLogger("orderengine")
 
@@ -60,6 +65,8 @@ async def _serve(settings: Settings) -> None:
     from server.grpc_app import start_grpc
 
     app = await start_grpc(settings)
+    await app.store.ping()
+    notify_ready("serve")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -143,9 +150,11 @@ def cmd_pools(settings: Settings) -> int:
 
 
 def _supervise(
-    children: Sequence[tuple[str, list[str]]], env: dict[str, str], on_started: Callable[[], None] | None = None
+    children: Sequence[tuple[str, list[str]]], env: dict[str, str], on_tick: Callable[[], None] | None = None
 ) -> int:
-    """Starts the children, waits for a signal or for one of them to exit, then stops them all."""
+    """Starts the children, waits for a signal or for one of them to exit, then stops them all.
+
+    `on_tick` runs every 0.2 s while all of them run (`dev` collects their readiness with it)."""
     procs = {name: subprocess.Popen(argv, env=child_env(env)) for name, argv in children}
     stopping = False
 
@@ -157,8 +166,6 @@ def _supervise(
     signal.signal(signal.SIGTERM, stop)
     code = 0
     try:
-        if on_started is not None:
-            on_started()
         while not stopping:
             for name, p in procs.items():
                 if p.poll() is not None:
@@ -166,6 +173,8 @@ def _supervise(
                     code = p.returncode or 1
                     stopping = True
             if not stopping:
+                if on_tick is not None:
+                    on_tick()
                 time.sleep(0.2)
     finally:
         for p in procs.values():
@@ -181,22 +190,25 @@ def _supervise(
     return code
 
 
-def _announce_when_serving(port: int, banner: str, within: float = 30.0) -> None:
-    """Prints the banner once the gRPC port accepts connections, so what it lists already answers."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            break
-        time.sleep(0.1)  # the server process is still starting; nothing to await across processes
-    print(banner, flush=True)
-
-
 def cmd_dev(settings: Settings, processes: int) -> int:
+    from server.dev_instance import AlreadyRunning, DevLock, Instance, Readiness, check_port_free
     from server.embedded import EmbeddedPostgres, EmbeddedRedis
 
     data = Path(settings.data_dir).resolve()
+    lock: DevLock | None = None
+    try:
+        if not (settings.redis_url and settings.database_url):  # the embedded stores live in `data`
+            lock = DevLock.claim(Instance(os.getpid(), settings.grpc_port, settings.http_port, str(data)))
+        check_port_free(settings.grpc_host, settings.grpc_port, "GRPC_PORT")
+        check_port_free(settings.http_host, settings.http_port, "HTTP_PORT")
+    except AlreadyRunning as exc:
+        if lock is not None:
+            lock.release()
+        print(f"orderengine: {exc}", file=sys.stderr)
+        return 1
     embedded: list[EmbeddedRedis | EmbeddedPostgres] = []
     env = os.environ.copy()
+    readiness = Readiness()
     try:
         if not settings.redis_url:
             redis = EmbeddedRedis(data / "redis", persist=True)
@@ -217,19 +229,47 @@ def cmd_dev(settings: Settings, processes: int) -> int:
             ("worker", [*me, "worker", "--processes", str(processes)]),
             ("bridge", [*me, "bridge"]),
         ]
-        banner = (
-            "\n  orderengine is up\n"
-            f"    gRPC     localhost:{settings.grpc_port}   (grpcurl -plaintext localhost:{settings.grpc_port} list)\n"
-            f"    web page http://localhost:{settings.http_port}/\n"
-            f"    HTTP/WS  http://localhost:{settings.http_port}/api/orders/execute, "
-            f"ws://localhost:{settings.http_port}/ws/orders/<id>\n"
-            f"    data     {data}\n"
-            "  Ctrl-C stops everything.\n"
-        )
-        return _supervise(children, env, on_started=lambda: _announce_when_serving(settings.grpc_port, banner))
+        env[NOTIFY_SOCKET] = readiness.address
+        return _supervise(children, env, on_tick=_banner_when_ready(readiness, settings, processes, data))
     finally:
+        readiness.close()
         for server in reversed(embedded):
             server.stop()
+        if lock is not None:
+            lock.release()
+
+
+def _banner_when_ready(readiness: Readiness, settings: Settings, workers: int, data: Path) -> Callable[[], None]:
+    """Prints the banner once every part (server, each worker process, bridge) has said it serves."""
+    expected = Counter({"serve": 1, "worker": workers, "bridge": 1})
+    started = last_note = time.monotonic()
+    done = False
+    target = f"localhost:{settings.grpc_port}"
+    banner = (
+        "\n  orderengine is up\n"
+        f"    gRPC     {target}   (.venv/bin/grpcurl -plaintext {target} list)\n"
+        f"    web page http://localhost:{settings.http_port}/\n"
+        f"    HTTP/WS  http://localhost:{settings.http_port}/api/orders/execute, "
+        f"ws://localhost:{settings.http_port}/ws/orders/<id>\n"
+        f"    CLI      .venv/bin/orderctl --target {target} quote SOL USDC 1\n"
+        f"    data     {data}\n"
+        "  Ctrl-C stops everything.\n"
+    )
+
+    def tick() -> None:
+        nonlocal done, last_note
+        if done:
+            return
+        readiness.poll()
+        missing = readiness.missing(expected)
+        if not missing:
+            done = True
+            print(banner, flush=True)
+        elif time.monotonic() - last_note > 15:
+            last_note = time.monotonic()
+            log.warning("after %.0f s still waiting for: %s", last_note - started, ", ".join(missing))
+
+    return tick
 
 
 def main(argv: Sequence[str] | None = None) -> int:

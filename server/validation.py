@@ -12,8 +12,6 @@ from workers.market import Token, UnknownTokenError, resolve_token, to_base_unit
 from workers.models import NewOrder
 
 MAX_IDEMPOTENCY_KEY = 128
-# Amounts are stored as PostgreSQL bigint base units.
-MAX_BASE_UNITS = 2**63 - 1
 _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$|^\.[0-9]+$")
 
 
@@ -47,8 +45,6 @@ def parse_amount(text: str, token: Token, field: str = "amount") -> int:
         raise InvalidArgument(field, str(exc)) from None
     if units <= 0:
         raise InvalidArgument(field, f"must be greater than zero, got {text!r}")
-    if units > MAX_BASE_UNITS:
-        raise InvalidArgument(field, f"{text} {token.symbol} is larger than any supply of the token")
     return units
 
 

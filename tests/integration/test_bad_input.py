@@ -26,8 +26,10 @@ BAD_ORDERS = [
     ({"amount": "1e3"}, "amount", "decimal number"),
     ({"amount": "1.0000000001"}, "amount", "at most 9"),  # SOL has 9 decimals
     ({"token_in": "USDC", "token_out": "SOL", "amount": "1.0000001"}, "amount", "at most 6"),
-    ({"amount": "1" + "0" * 30}, "amount", "too large"),
-    ({"amount": "10000000000"}, "amount", "larger than any supply"),
+    # One rule for every amount, stated in the message: at most 2^63-1 base units.
+    ({"amount": "1" + "0" * 30}, "amount", "may be at most 9223372036.854775807 SOL"),
+    ({"amount": "10000000000"}, "amount", "may be at most 9223372036.854775807 SOL"),
+    ({"token_in": "USDC", "token_out": "SOL", "amount": "1" + "0" * 13}, "amount", "at most 9223372036854.775807 USDC"),
     ({"token_in": "DOGE"}, "token_in", "unknown token"),
     ({"token_out": "NotAMint111111111111111111111111111111111111"}, "token_out", "unknown token"),
     ({"token_in": ""}, "token_in", "required"),
