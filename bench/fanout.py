@@ -29,7 +29,7 @@ from server.orphans import child_env
 STREAMS_PER_CLIENT = 2_500
 CHANNELS_PER_CLIENT = 16  # connections per client process: SO_REUSEPORT spreads connections, not streams
 OPEN_TIMEOUT_S = 120.0
-RUN_TIMEOUT_S = 180.0
+RUN_TIMEOUT_S = 300.0
 PLACE_CONCURRENCY = 200
 
 
@@ -130,6 +130,7 @@ async def fan_out(
                 "http_port": system.http_port,
                 "channels": CHANNELS_PER_CLIENT,
                 "open_timeout_s": OPEN_TIMEOUT_S,
+                "watch_timeout_s": OPEN_TIMEOUT_S + RUN_TIMEOUT_S + 60,
                 "order_ids": watched[i::n_clients],
             }
             spawned.append(await Client.start(job, system.env))

@@ -2,7 +2,8 @@
 process is the ceiling).
 
 It reads its job, one JSON line on stdin: {"via": "grpc" | "bridge", "target": "host:port", "http_port": N,
-"channels": N, "open_timeout_s": T, "order_ids": [one per stream]}. It opens every stream and prints
+"channels": N, "open_timeout_s": T, "watch_timeout_s": W, "order_ids": [one per stream]}. It opens every
+stream and prints
 {"subscribed": n, ...} once each has its `pending` event (or failed, or T seconds passed); then it follows them to
 their terminal events, or until "stop" arrives on stdin, and prints {"result": {...}}: per stream its last seq,
 whether seqs came 1, 2, 3... with no gap or repeat, and its final status; every delivery latency; counts of
@@ -29,9 +30,11 @@ OPEN_CONCURRENCY = 256
 
 
 def _driver(job: dict[str, Any]) -> Driver:
+    # A stream stays open from before the workers start until its order is final: the whole run.
+    timeout = float(job["watch_timeout_s"])
     if job["via"] == "bridge":
-        return BridgeDriver(int(job["http_port"]), connections=4)
-    return GrpcDriver(job["target"], channels=int(job["channels"]))
+        return BridgeDriver(int(job["http_port"]), connections=4, watch_timeout=timeout)
+    return GrpcDriver(job["target"], channels=int(job["channels"]), watch_timeout=timeout)
 
 
 def _kind(exc: BaseException) -> str:
