@@ -153,6 +153,7 @@ class LiveProgress:
         self.style = Style(stream)
         self.live = stream.isatty()
         self.started = time.monotonic()
+        self.shown_seq = 0  # seq of the last event on screen: where an interrupted watch resumes
 
     def _line(self, event: pb.OrderEvent, icon: str) -> str:
         status = status_name(event.status).ljust(_STATUS_WIDTH)
@@ -178,6 +179,7 @@ class LiveProgress:
             for event in events:
                 print(self._line(event, self._icon(event, True)).rstrip(), file=self.stream, flush=True)
                 last = event
+                self.shown_seq = event.seq
             return last
         return self._follow_live(events)
 
@@ -216,6 +218,7 @@ class LiveProgress:
                 self.stream.flush()
                 raise item
             current, since = item, time.monotonic()
+            self.shown_seq = item.seq
             if item.status in TERMINAL_STATUSES:
                 self.stream.write(self._line(item, self._icon(item, True)).rstrip() + "\n")
                 self.stream.flush()
