@@ -1,4 +1,5 @@
-"""`orderengine`: run the whole system (`dev`) or one part of it (`serve`, `worker`, `bridge`, `migrate`)."""
+"""`orderengine`: run the whole system (`dev`) or one part of it (`serve`, `worker`, `bridge`, `migrate`), and look
+at or reset the mock market (`pools`, `market reset`)."""
 
 from __future__ import annotations
 
@@ -47,15 +48,47 @@ def _require_stores(settings: Settings) -> None:
 
 
 def cmd_migrate(settings: Settings) -> int:
-    _require_stores(settings)
+    if not settings.database_url:  # the schema and the market live in PostgreSQL only
+        sys.exit("orderengine: DATABASE_URL must be set (or use `orderengine dev`, which embeds PostgreSQL)")
     from workers.migrate import migrate
     from workers.runtime import seed_market
 
     assert settings.database_url
     applied = migrate(settings.database_url)
-    created = asyncio.run(seed_market(settings))
-    print(f"migrations applied: {applied or 'none (up to date)'}; genesis pools created: {created}")
+    seeding = asyncio.run(seed_market(settings))
+    print(f"migrations applied: {applied or 'none (up to date)'}; genesis pools created: {seeding.created}")
+    warning = seeding.ignored_warning(settings.market_seed)
+    # A market from before seeds were recorded is worth a word only to someone who asked for a seed.
+    if warning and (seeding.market_seed is not None or "MARKET_SEED" in os.environ):
+        log.warning(warning)
     return 0
+
+
+# -- market ----------------------------------------------------------------------------------------------------
+
+
+def cmd_market_reset(settings: Settings, seed: int | None) -> int:
+    from workers.migrate import migrate
+    from workers.runtime import reset_market
+
+    settings = _with_database(settings)
+    assert settings.database_url
+    migrate(settings.database_url)  # the schema, for a store that has never been started
+    seed = settings.market_seed if seed is None else seed
+    count = asyncio.run(reset_market(settings, seed))
+    print(f"market reset: {count} pools at the genesis market of MARKET_SEED={seed} (orders are kept)")
+    return 0
+
+
+def _with_database(settings: Settings) -> Settings:
+    """DATABASE_URL, or the embedded PostgreSQL of `orderengine dev` in DATA_DIR (shared if dev runs, and left
+    running for it)."""
+    if settings.database_url:
+        return settings
+    from server.embedded import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(Path(settings.data_dir).resolve() / "postgres")
+    return settings.model_copy(update={"database_url": pg.start()})
 
 
 # -- serve -----------------------------------------------------------------------------------------------------
@@ -133,16 +166,22 @@ def cmd_bridge(settings: Settings) -> int:
 
 
 def cmd_pools(settings: Settings) -> int:
+    import psycopg
+
     from workers.runtime import list_pools
 
-    if not settings.database_url:
-        # Read the market of `orderengine dev` (its embedded PostgreSQL is shared, and left running).
-        from server.embedded import EmbeddedPostgres
-
-        pg = EmbeddedPostgres(Path(settings.data_dir).resolve() / "postgres")
-        settings = settings.model_copy(update={"database_url": pg.start()})
-    for line in asyncio.run(list_pools(settings)):
-        print(line)
+    settings = _with_database(settings)
+    try:
+        lines = asyncio.run(list_pools(settings))
+    except psycopg.errors.UndefinedTable:
+        sys.exit("orderengine: this store has no market yet; `make run` (or `orderengine migrate`) creates it")
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `orderengine pools | head`: the reader has all it wanted
+        # Python would complain again when it flushes stdout at exit; point stdout at /dev/null instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -272,21 +311,60 @@ def _banner_when_ready(readiness: Readiness, settings: Settings, workers: int, d
     return tick
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderengine", description=__doc__)
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING... (default LOG_LEVEL or INFO)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="everything on this machine, with embedded Redis/PostgreSQL if none is set")
-    dev.add_argument("--workers", type=int, default=None, help="worker processes (default WORKER_PROCESSES or 1)")
+    dev.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="worker processes (default WORKER_PROCESSES or 1)"
+    )
     serve = sub.add_parser("serve", help="the gRPC server (GRPC_PORT)")
-    serve.add_argument("--processes", type=int, default=1, help="server processes sharing GRPC_PORT")
+    serve.add_argument(
+        "--processes", type=int, default=1, metavar="N", help="server processes sharing GRPC_PORT (default 1)"
+    )
     worker = sub.add_parser("worker", help="Dramatiq worker processes")
-    worker.add_argument("--processes", type=int, default=None)
-    worker.add_argument("--threads", type=int, default=None)
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes to run (default WORKER_PROCESSES or 1)",
+    )
+    worker.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Dramatiq threads per process (default WORKER_THREADS or 16; no thread waits on a mock delay, so "
+        "more do not add throughput)",
+    )
     sub.add_parser("bridge", help="the HTTP/WebSocket bridge and web page (HTTP_PORT)")
     sub.add_parser("migrate", help="create or update the schema and the genesis market")
     sub.add_parser("pools", help="list the market's pools and their current prices")
-    args = parser.parse_args(argv)
+    market = sub.add_parser("market", help="administer the mock market")
+    market_commands = market.add_subparsers(dest="market_command", required=True)
+    reset = market_commands.add_parser(
+        "reset",
+        help="put every pool back to its genesis state (orders are kept); DATABASE_URL, or the store of "
+        "`orderengine dev` in DATA_DIR",
+    )
+    reset.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the genesis market of this MARKET_SEED (default MARKET_SEED or 42)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     die_with_parent_if_asked()
     _setup_logging(args.log_level)
     settings = get_settings()
@@ -303,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_migrate(settings)
         case "pools":
             return cmd_pools(settings)
+        case "market":
+            return cmd_market_reset(settings, args.seed)
     return 2
 
 

@@ -357,6 +357,39 @@ class OrderStore:
                 created += cur.rowcount
             return created
 
+    async def market_seed(self) -> tuple[bool, int | None]:
+        """(whether the store has a market on record, the MARKET_SEED that made it: None if not known)."""
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT seed FROM market")
+            row = await cur.fetchone()
+            return (False, None) if row is None else (True, row[0])
+
+    async def record_market_seed(self, seed: int) -> None:
+        async with self._conn() as conn:
+            await conn.execute("INSERT INTO market (seed) VALUES (%s) ON CONFLICT (singleton) DO NOTHING", (seed,))
+
+    async def reset_market(self, seed: int, pools: Sequence[Pool]) -> int:
+        """Puts every pool back to its genesis state of `seed` and drops pools genesis does not make.
+
+        Each pool gets a new version, so every process's cached copy is re-read; settlements in flight wait on
+        the pool locks and then price against the new pools."""
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT id FROM pools ORDER BY id FOR UPDATE")
+            for p in pools:
+                await conn.execute(
+                    "INSERT INTO pools (id, dex, state) VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE "
+                    "SET dex = EXCLUDED.dex, state = EXCLUDED.state, version = pools.version + 1, "
+                    "updated_at = clock_timestamp()",
+                    (p.id, p.dex, Jsonb(p.to_json())),
+                )
+            await conn.execute("DELETE FROM pools WHERE NOT (id = ANY(%s))", ([p.id for p in pools],))
+            await conn.execute(
+                "INSERT INTO market (seed) VALUES (%s) ON CONFLICT (singleton) DO UPDATE "
+                "SET seed = EXCLUDED.seed, created_at = clock_timestamp()",
+                (seed,),
+            )
+            return len(pools)
+
     async def load_pools(self) -> dict[str, Pool]:
         async with self._conn() as conn:
             cur = await conn.execute("SELECT id, state FROM pools")
