@@ -107,7 +107,14 @@ def _follow(client: OrderClient, order_id: str, from_seq: int, as_json: bool, pr
 
 
 def cmd_execute(client: OrderClient, args: argparse.Namespace) -> int:
-    order_id = client.execute(args.token_in, args.token_out, args.amount, args.slippage_bps, args.idempotency_key)
+    order_id = client.execute(
+        args.token_in,
+        args.token_out,
+        args.amount,
+        args.slippage_bps,
+        args.idempotency_key,
+        max_price_impact_bps=args.max_price_impact_bps,
+    )
     if args.json:
         _print_json({"orderId": order_id})
     elif args.watch:
@@ -199,6 +206,8 @@ def cmd_quote(client: OrderClient, args: argparse.Namespace) -> int:
     if rows:
         print()
         print(table(["VENUE", f"OUT ({args.token_out})", "IMPACT", "FEE"], rows, right=frozenset({1, 2, 3})))
+    for note in response.unquoted_venues:  # a venue left out of the table says why
+        print(style.dim(f"  {dex_name(note.dex) or '?'}: {note.reason}"))
     if response.HasField("route"):
         route = response.route
         print()
@@ -249,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_argument("amount", help="amount of token_in in whole tokens, e.g. 1.5")
     execute.add_argument("--slippage-bps", type=_bps, default=0, metavar="N", help="0 means 50 bps")
     execute.add_argument("--idempotency-key", default="", metavar="KEY", help="same key, same order")
+    execute.add_argument(
+        "--max-price-impact-bps",
+        type=_bps,
+        default=0,
+        metavar="N",
+        help="refuse the order if it would move the price by more than N bps itself (0 means 1000)",
+    )
     execute.add_argument("--watch", action="store_true", help="follow the order live until it ends")
     execute.set_defaults(run=cmd_execute)
 

@@ -129,6 +129,8 @@ def event_detail(event: pb.OrderEvent) -> str:
         parts.append(f"{error.code}: {error.message}" if error.message else error.code)
     if event.status == pb.ORDER_STATUS_BUILDING and event.HasField("route"):
         parts.append(route_text(event.route))
+    for venue in event.skipped_venues:
+        parts.append(f"without {dex_name(venue.dex) or '?'} ({venue.reason})")
     if event.instructions:
         # the swap and SOL (un)wrapping steps say what the transaction does; compute-budget and account
         # set-up steps are only counted (`orderctl --json watch` has them all)

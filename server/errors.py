@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from server.validation import InvalidArgument
+from workers.domain import PermanentFailure
 from workers.store import IdempotencyConflict, is_unavailable
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, IdempotencyConflict):
         return grpc.StatusCode.ALREADY_EXISTS, str(exc)
+    if isinstance(exc, PermanentFailure):  # the market cannot take the order as asked (PRICE_IMPACT_TOO_HIGH...)
+        return grpc.StatusCode.FAILED_PRECONDITION, f"{exc.code}: {exc.message}"
     if is_unavailable(exc):
         return grpc.StatusCode.UNAVAILABLE, f"the order store (PostgreSQL) is unavailable: {exc}"
     return None

@@ -23,7 +23,9 @@ from server.validation import (
 )
 from server.watch import EventHub, HubDown, HubUnavailable
 from workers.domain import DEFAULT_OWNER, PermanentFailure
+from workers.market import resolve_token
 from workers.models import OrderEvent
+from workers.price_impact import check_price_impact
 from workers.publisher import EventPublisher
 from workers.queue import OrderQueue
 from workers.store import OrderStore, StoreUnavailable, is_unavailable
@@ -73,6 +75,11 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.ExecuteOrderRequest, pb.ExecuteOrderResponse],
     ) -> pb.ExecuteOrderResponse:
         new = parse_execute(request, owner_id=DEFAULT_OWNER)
+        impact = await self.venues.price_impact_bps(
+            resolve_token(new.token_in), resolve_token(new.token_out), new.amount_in
+        )
+        if impact is not None:  # refused before anything is stored
+            check_price_impact(impact, new.max_price_impact_bps, "quoted now,")
         order, pending = await self.store.create_order(new)
         if pending is not None:
             try:
@@ -188,4 +195,5 @@ class OrderService(pb_grpc.OrderServiceServicer):
         return pb.GetQuoteResponse(
             quotes=[convert.venue_quote(q) for q in view.quotes],
             route=convert.route(route_view(view.route, slippage)),
+            unquoted_venues=[convert.venue_note(v.dex, v.reason) for v in view.unquoted],
         )

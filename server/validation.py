@@ -7,7 +7,15 @@ import uuid
 from decimal import Decimal, InvalidOperation
 
 from orderengine.v1 import order_service_pb2 as pb
-from workers.domain import DEFAULT_OWNER, DEFAULT_SLIPPAGE_BPS, MAX_SLIPPAGE_BPS, OrderStatus, OrderType
+from workers.domain import (
+    DEFAULT_MAX_PRICE_IMPACT_BPS,
+    DEFAULT_OWNER,
+    DEFAULT_SLIPPAGE_BPS,
+    MAX_PRICE_IMPACT_BPS,
+    MAX_SLIPPAGE_BPS,
+    OrderStatus,
+    OrderType,
+)
 from workers.market import Token, UnknownTokenError, resolve_token, to_base_units
 from workers.models import NewOrder
 
@@ -54,6 +62,12 @@ def parse_slippage(bps: int, field: str = "slippage_bps") -> int:
     return bps or DEFAULT_SLIPPAGE_BPS
 
 
+def parse_max_price_impact(bps: int, field: str = "max_price_impact_bps") -> int:
+    if bps > MAX_PRICE_IMPACT_BPS:
+        raise InvalidArgument(field, f"must be at most {MAX_PRICE_IMPACT_BPS} (100%), got {bps}")
+    return bps or DEFAULT_MAX_PRICE_IMPACT_BPS
+
+
 def parse_pair(token_in: str, token_out: str) -> tuple[Token, Token]:
     tin, tout = parse_token(token_in, "token_in"), parse_token(token_out, "token_out")
     if tin == tout:
@@ -74,6 +88,7 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
     tin, tout = parse_pair(req.token_in, req.token_out)
     amount_in = parse_amount(req.amount, tin)
     slippage = parse_slippage(req.slippage_bps)
+    max_impact = parse_max_price_impact(req.max_price_impact_bps)
     if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidArgument(
             "idempotency_key",
@@ -87,6 +102,7 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
         amount_in=amount_in,
         slippage_bps=slippage,
         idempotency_key=req.idempotency_key or None,
+        max_price_impact_bps=max_impact,
     )
 
 

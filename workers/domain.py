@@ -13,6 +13,10 @@ from enum import StrEnum
 DEFAULT_OWNER = "default"
 DEFAULT_SLIPPAGE_BPS = 50
 MAX_SLIPPAGE_BPS = 5000
+# How far an order may move the price by itself (its route's price impact), unless it says otherwise: enough for
+# the README's 10,000 SOL order (about 200 bps), far from a pool-draining one (thousands of bps).
+DEFAULT_MAX_PRICE_IMPACT_BPS = 1000
+MAX_PRICE_IMPACT_BPS = 10_000
 
 
 class OrderStatus(StrEnum):
@@ -64,6 +68,7 @@ class ErrorCode(StrEnum):
     NO_ROUTE = "NO_ROUTE"
     INSUFFICIENT_LIQUIDITY = "INSUFFICIENT_LIQUIDITY"
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
+    PRICE_IMPACT_TOO_HIGH = "PRICE_IMPACT_TOO_HIGH"
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,8 @@ DRIFT_LOCK_KEY = 0x0D21F7
 
 _ORDER_COLUMNS = (
     "id, owner_id, order_type, token_in, token_out, amount_in, slippage_bps, status, attempt, last_seq, "
-    "created_at, updated_at, idempotency_key, dex, route, tx_signature, executed_price, amount_out, error"
+    "created_at, updated_at, idempotency_key, dex, route, tx_signature, executed_price, amount_out, error, "
+    "max_price_impact_bps"
 )
 
 _EVENT_INSERT = """
@@ -112,6 +113,7 @@ def _order(row: Sequence[Any]) -> Order:
         executed_price=row[16],
         amount_out=row[17],
         error=OrderError.from_json(row[18]) if row[18] else None,
+        max_price_impact_bps=row[19],
     )
 
 
@@ -175,8 +177,8 @@ class OrderStore:
                 f"""
                 WITH o AS (
                     INSERT INTO orders (id, owner_id, idempotency_key, fingerprint, order_type, token_in, token_out,
-                                        amount_in, slippage_bps, status)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending')
+                                        amount_in, slippage_bps, status, max_price_impact_bps)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s)
                     ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                     RETURNING {_ORDER_COLUMNS}
                 ), e AS (
@@ -196,6 +198,7 @@ class OrderStore:
                     new.token_out,
                     new.amount_in,
                     new.slippage_bps,
+                    new.max_price_impact_bps,
                 ),
             )
             row = await cur.fetchone()

@@ -156,7 +156,12 @@ async def execute_and_watch(ws: WebSocket) -> None:
             return
         order = parse_order(load_json(text))
         order_id = await _client(ws).execute(
-            order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
+            order.token_in,
+            order.token_out,
+            order.amount,
+            order.slippage_bps,
+            order.idempotency_key,
+            max_price_impact_bps=order.max_price_impact_bps,
         )
     except InputError as e:
         await _send_json(ws, e.body())

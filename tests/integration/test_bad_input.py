@@ -36,6 +36,7 @@ BAD_ORDERS = [
     ({"token_out": "SOL"}, "token_out", "must differ"),
     ({"token_out": "wsol"}, "token_out", "must differ"),
     ({"slippage_bps": 5001}, "slippage_bps", "at most 5000"),
+    ({"max_price_impact_bps": 10_001}, "max_price_impact_bps", "at most 10000"),
     ({"idempotency_key": "k" * 129}, "idempotency_key", "at most 128"),
     ({"order_type": pb.ORDER_TYPE_LIMIT}, "order_type", "market"),
 ]
@@ -93,3 +94,29 @@ async def test_idempotency_key_returns_the_same_order_or_already_exists(stub, st
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     events = await watch_all(stub, first)
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]  # one order, one history
+
+
+@pytest.mark.parametrize(
+    ("amount", "limit", "over"),
+    [("1000000000", 0, "limit of 1000 bps"), ("10000", 50, "limit of 50 bps")],
+    ids=["pool-draining order, default limit", "large order, tight limit"],
+)
+async def test_order_moving_the_price_too_far_is_refused_before_anything_is_stored(
+    stub, stack: Stack, amount: str, limit: int, over: str
+) -> None:
+    before = (count_rows(stack.database_url, "orders"), count_rows(stack.database_url, "order_events"))
+    quoted = await stub.GetQuote(pb.GetQuoteRequest(token_in="SOL", token_out="USDC", amount=amount))
+    request = pb.ExecuteOrderRequest(token_in="SOL", token_out="USDC", amount=amount, max_price_impact_bps=limit)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ExecuteOrder(request, timeout=10)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    details = err.value.details() or ""
+    assert details.startswith("PRICE_IMPACT_TOO_HIGH: ")
+    assert f"by {quoted.route.price_impact_bps} bps" in details and over in details, details
+    assert (count_rows(stack.database_url, "orders"), count_rows(stack.database_url, "order_events")) == before
+
+
+async def test_an_order_within_its_price_impact_limit_is_accepted(stub) -> None:
+    order_id = await execute(stub, amount="1", max_price_impact_bps=5)  # 1 SOL barely moves the deep SOL/USDC pools
+    events = await watch_all(stub, order_id)
+    assert events[-1].status == pb.ORDER_STATUS_CONFIRMED

@@ -108,10 +108,14 @@ async def test_ctrl_c_stops_watching_and_says_how_to_follow_again(stack: Stack) 
             proc.send_signal(signal.SIGINT)
             err = (await asyncio.wait_for(proc.stderr.read(), 30)).decode()
             assert await proc.wait() == 130
+            # The interrupt may land between printing an event and counting it: resuming from before it repeats
+            # one event, never skips one.
             if json_flag:
-                assert json.loads(err) == {"interrupted": True, "orderId": order.id, "lastSeq": 1}
+                said = json.loads(err)
+                assert said["interrupted"] is True and said["orderId"] == order.id and said["lastSeq"] in (0, 1)
             else:
-                assert f"orderctl watch {order.id} --from-seq 1" in err and "Traceback" not in err
+                assert "Traceback" not in err
+                assert any(f"orderctl watch {order.id} --from-seq {n}" in err for n in (0, 1)), err
     finally:
         await store.forget_unstarted(order.id)
         await store.close()
@@ -164,6 +168,8 @@ def test_watch_get_list_quote(stack: Stack) -> None:
         for leg in json_lines(orderctl(*target, "--json", "quote", "SOL", "USDC", "1000").stdout)[0]["route"]["legs"]
     ]
     assert all(pool_id in quote.stdout for pool_id in pool_ids)  # whole, not cut short
+    huge = orderctl(*target, "quote", "SOL", "USDC", "10000000")
+    assert "meteora: meteora cannot fill 10000000 SOL alone" in huge.stdout, huge.stdout
     quote_json = json_lines(orderctl(*target, "--json", "quote", "SOL", "USDC", "1000").stdout)[0]
     assert quote_json["quotes"] and quote_json["route"]["legs"]
 
@@ -196,10 +202,11 @@ def test_live_progress_on_a_terminal(stack: Stack) -> None:
 
 
 async def test_failed_order_exits_1(flaky_stack: Stack) -> None:
-    """Orders on the flaky system fail now and then (30 % of venue calls fail); the first that does exits 1."""
+    """Orders on the flaky system fail now and then (all three attempts hit a 30 % failure); the first that does
+    exits 1."""
     failed_id = None
     async with AsyncOrderClient(flaky_stack.grpc_target) as c:
-        for _ in range(10):
+        for _ in range(25):  # an order fails about 5 % of the time: all three attempts must fail
             ids = [await c.execute("SOL", "USDC", "0.2") for _ in range(10)]
 
             async def final(order_id: str) -> pb.OrderEvent:
@@ -211,7 +218,7 @@ async def test_failed_order_exits_1(flaky_stack: Stack) -> None:
             if failed:
                 failed_id = failed[0]
                 break
-    assert failed_id, "no order failed out of 100 at a 30 % venue failure rate"
+    assert failed_id, "no order failed out of 250 at a 30 % failure rate"
     run = await asyncio.to_thread(orderctl, "--target", flaky_stack.grpc_target, "watch", failed_id)
     assert run.returncode == 1
     assert " failed " in run.stdout and "\nerror " in run.stdout

@@ -11,10 +11,12 @@ from workers.market.routing import (
     NoRouteError,
     Route,
     VenueQuote,
+    VenueShortfall,
     best_route,
     execute,
     route_from_json,
     venue_quotes,
+    venue_quotes_and_shortfalls,
 )
 from workers.market.tokens import (
     ALL_TOKENS,
@@ -55,6 +57,7 @@ __all__ = [
     "Token",
     "UnknownTokenError",
     "VenueQuote",
+    "VenueShortfall",
     "best_route",
     "execute",
     "format_amount",
@@ -66,4 +69,5 @@ __all__ = [
     "to_base_units",
     "to_decimal",
     "venue_quotes",
+    "venue_quotes_and_shortfalls",
 ]
