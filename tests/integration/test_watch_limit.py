@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 import grpc
@@ -126,3 +127,25 @@ async def test_a_burst_past_grpcs_default_pending_limit_is_served(stack: Stack, 
     finally:
         await app.stop(grace=0)
     assert (opened, codes) == (BURST, {})
+
+
+async def test_expected_refusals_are_not_logged_as_errors(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """NOT_FOUND and the like are answers the handler chose, not failures of the server (no ERROR, no traceback)."""
+    app = await in_process_server(stack)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+            stub = pb_grpc.OrderServiceStub(ch)
+            with caplog.at_level(logging.INFO):
+                for call in (
+                    stub.GetOrder(pb.GetOrderRequest(order_id=str(uuid.uuid4()))),
+                    stub.GetOrder(pb.GetOrderRequest(order_id="nope")),
+                ):
+                    with pytest.raises(grpc.aio.AioRpcError) as err:
+                        await call
+                    assert err.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await first_seq(stub.WatchOrder(pb.WatchOrderRequest(order_id=str(uuid.uuid4()))))
+                assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        await app.stop(grace=0)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
