@@ -272,7 +272,7 @@ def render(data: dict[str, Any]) -> str:
         "places an order, watches it to the end, places the next. Open loop: Poisson arrivals at a fixed rate, "
         "whatever the system's backlog. Latencies in ms.",
         "",
-        "## Targets (issue 6)",
+        "## Targets (issues 6 and 14)",
         "",
         *targets(res),
         "",
