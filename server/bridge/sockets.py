@@ -1,8 +1,9 @@
 """The bridge's WebSocket handlers: an order's events as JSON text messages, one per event.
 
 Close codes: 1000 after the terminal event; 4400 bad input (malformed id, bad fromSeq, bad order JSON);
-4404 unknown order; 4409 idempotency key reused with other parameters; 1013 the order service is unreachable
-(try again later); 1011 anything else. The reason says what happened.
+4404 unknown order; 4409 idempotency key reused with other parameters, or an order the market cannot take as asked
+(PRICE_IMPACT_TOO_HIGH); 1013 the order service is unreachable or at its stream limit (try again later); 1011
+anything else. The reason says what happened.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ _CLOSE_OF: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: CLOSE_BAD_REQUEST,
     grpc.StatusCode.NOT_FOUND: CLOSE_NOT_FOUND,
     grpc.StatusCode.ALREADY_EXISTS: CLOSE_CONFLICT,
+    grpc.StatusCode.FAILED_PRECONDITION: CLOSE_CONFLICT,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: CLOSE_TRY_AGAIN,
     grpc.StatusCode.UNAVAILABLE: CLOSE_TRY_AGAIN,
     grpc.StatusCode.DEADLINE_EXCEEDED: CLOSE_TRY_AGAIN,
 }
