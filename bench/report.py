@@ -130,7 +130,8 @@ def targets(res: dict[str, Any]) -> list[str]:
 def _fanout_targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     """Issue 14's stream targets, for the fan-out runs that measure them."""
     via, procs, streams = f.get("via", "grpc"), f.get("server_processes", 1), f["streams"]
-    shape = f"{f['orders']:,} orders, {f['streams_per_order']} watchers each, `{f['latency']}`"
+    each = "1 watcher" if f["streams_per_order"] == 1 else f"{f['streams_per_order']} watchers"
+    shape = f"{f['orders']:,} orders, {each} each, `{f['latency']}`"
     rss = max(f["server_rss_mib"]["peak_during_events"], f["server_rss_mib"]["hwm"])
     p99 = f["delivery_ms"]["p99"]
     events = f"{f['events_delivered']:,}/{f['events_expected']:,} events"
@@ -235,7 +236,8 @@ def render(data: dict[str, Any]) -> str:
         f"| machine busy | {meta.get('machine_busy_cores_avg', '-')} cores on average over the run |",
         *(
             f"| re-measured later | {', '.join(m['command'].split('--scenarios ')[-1].split()[:1])}: "
-            f"`{m['command']}` at `{m['git']['commit'][:12]}` {m['git']['subject'][:80]}, {m['started']}, "
+            f"`{m['command']}` at `{m['git']['commit'][:12]}` {m['git']['subject'][:80].rstrip(';,. ')}, "
+            f"{m['started']}, "
             f"machine busy {m['machine_busy_cores_avg']} cores on average, load average "
             f"{', '.join(f'{x:.2f}' for x in m['machine']['loadavg_before'])} before |"
             for m in meta.get("merged", [])
@@ -325,9 +327,10 @@ def render(data: dict[str, Any]) -> str:
             "| via | latency | streams | orders | server processes | client processes | streams complete "
             "| events delivered / expected | open all (s) | events run (s) | delivery p50 | delivery p99 "
             "| delivery max | server RSS before / streams open / peak (MiB) | server MiB per 1,000 streams "
-            "| bridge RSS open / peak (MiB) | server CPU | bridge CPU | workers CPU | loadgen CPU | errors |",
+            "| bridge RSS open / peak (MiB) | server CPU | bridge CPU | workers CPU | loadgen CPU | machine CPU "
+            "| errors |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: "
-            "| --- | ---: | ---: | ---: | ---: | --- |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for f in res["fanout"]:
             d, rss, c = f["delivery_ms"], f["server_rss_mib"], f["cpu_cores_during_events"]
@@ -343,8 +346,21 @@ def render(data: dict[str, Any]) -> str:
                 f"{rss['streams_open']} / {max(rss['peak_during_events'], rss['hwm'])} | "
                 f"{_f(f.get('server_rss_mib_per_1000_streams'))} | "
                 f"{_f(b.get('streams_open'))} / {_f(b.get('peak_during_events'))} | {_cpu(c, 'server')} | "
-                f"{_cpu(c, 'bridge')} | {_cpu(c, 'workers')} | {_cpu(c, 'loadgen')} | {errors} |"
+                f"{_cpu(c, 'bridge')} | {_cpu(c, 'workers')} | {_cpu(c, 'loadgen')} | {_cpu(c, 'machine')} | "
+                f"{errors} |"
             )
+        others = [
+            f["cpu_cores_during_events"]["machine"] - f["cpu_cores_during_events"]["total"]
+            for f in res["fanout"]
+            if {"machine", "total"} <= set(f["cpu_cores_during_events"])
+        ]
+        if others:
+            out += [
+                "",
+                f"Other work on the machine (other people's test suites) took {sum(others) / len(others):.2f} of "
+                "its 2 cores on average while events were delivered in these runs (`machine CPU` minus the parts "
+                "above): delivery latencies are those of a shared machine.",
+            ]
         out.append("")
     br = res.get("bridge")
     if br:
