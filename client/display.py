@@ -113,10 +113,20 @@ def route_text(route: pb.Route) -> str:
     if len(legs) > 1 and parallel:
         amounts = [Decimal(leg.amount_in or "0") for leg in legs]
         total = sum(amounts) or Decimal(1)
-        shares = (f"{v} {round(100 * a / total)}%" for v, a in zip(venues, amounts, strict=True))
+        shares = (f"{v} {_percent(a / total)}" for v, a in zip(venues, amounts, strict=True))
         return "split " + " / ".join(shares)
     hops = [legs[0].token_in, *(leg.token_out for leg in legs)]
     return f"{'→'.join(hops)} via {'/'.join(dict.fromkeys(venues))}"
+
+
+def _percent(share: Decimal) -> str:
+    """``60%``; a share that would round to 0 or 100 keeps a decimal (``0.2%``, ``99.8%``)."""
+    whole = round(100 * share)
+    if 0 < whole < 100 or share in (0, 1):
+        return f"{whole}%"
+    if share < Decimal("0.001"):
+        return "<0.1%"
+    return ">99.9%" if share > Decimal("0.999") else f"{100 * share:.1f}%"
 
 
 def event_detail(event: pb.OrderEvent) -> str:
@@ -243,7 +253,7 @@ def order_summary(order: pb.Order, style: Style) -> str:
         route = order.route
         rows.append(("route", route_text(route)))
         for i, leg in enumerate(route.legs, 1):
-            pool = f"  pool {short(leg.pool_id)}" if leg.pool_id else ""
+            pool = f"  pool {leg.pool_id}" if leg.pool_id else ""
             rows.append(
                 (
                     f"  leg {i}",

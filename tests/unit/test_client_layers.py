@@ -51,6 +51,8 @@ def test_route_text_for_direct_split_and_multi_hop_routes() -> None:
     assert route_text(pb.Route(legs=[leg(pb.DEX_RAYDIUM, "SOL", "USDC")])) == "SOL→USDC via raydium"
     split = pb.Route(legs=[leg(pb.DEX_METEORA, "SOL", "USDC", "0.8"), leg(pb.DEX_RAYDIUM, "SOL", "USDC", "0.2")])
     assert route_text(split) == "split meteora 80% / raydium 20%"
+    lopsided = pb.Route(legs=[leg(pb.DEX_RAYDIUM, "SOL", "USDC", "998"), leg(pb.DEX_METEORA, "SOL", "USDC", "2")])
+    assert route_text(lopsided) == "split raydium 99.8% / meteora 0.2%"  # a real share never shows as 0%
     hops = pb.Route(legs=[leg(pb.DEX_RAYDIUM, "BONK", "SOL"), leg(pb.DEX_METEORA, "SOL", "JUP")])
     assert route_text(hops) == "BONK→SOL→JUP via raydium/meteora"
     assert short("abcdefghijklmnop", 3) == "abc…nop" and short("abc") == "abc"
