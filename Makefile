@@ -8,7 +8,7 @@ STAMP := $(VENV)/.synced
 PROTO_SRC := protos/orderengine/v1/order_service.proto
 BUF := node_modules/.bin/buf
 
-.PHONY: run test lint typecheck buflint protos check-protos unit bench install clean
+.PHONY: run test fuzz lint typecheck buflint protos check-protos unit bench install clean
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ run: install
 test: install lint typecheck buflint check-protos
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# Minutes of hostile input on every interface: FUZZ_FACTOR (default 10) times the bounded, seeded budgets that
+# `make test` runs, with fresh inputs each run; prints what it tried per interface and hypothesis's statistics.
+fuzz: install
+	FUZZ=long $(PY) -m pytest -q -p no:cacheprovider tests/hostile --hypothesis-show-statistics
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -31,12 +36,19 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-# buf comes from the npm registry; without npm the lint is skipped, loudly.
+# buf comes from the npm registry; without npm both checks are skipped, loudly. `buf breaking` holds the .proto
+# to the previous commit's (the contract only grows); a clone without that commit (shallow) skips it, loudly.
 buflint:
-	@if [ -x $(BUF) ]; then $(BUF) lint; \
-	elif command -v npm >/dev/null 2>&1; then \
-		npm install --no-save --no-audit --no-fund --silent @bufbuild/buf@1 >/dev/null && $(BUF) lint; \
-	else echo "SKIPPED buf lint: npm is not installed, so @bufbuild/buf cannot be fetched"; fi
+	@if [ ! -x $(BUF) ]; then \
+		if ! command -v npm >/dev/null 2>&1; then \
+			echo "SKIPPED buf lint and buf breaking: npm is not installed, so @bufbuild/buf cannot be fetched"; exit 0; \
+		fi; \
+		npm install --no-save --no-audit --no-fund --silent @bufbuild/buf@1 >/dev/null || exit 1; \
+	fi; \
+	$(BUF) lint && echo "buf lint: ok" || exit 1; \
+	if git rev-parse --verify --quiet 'HEAD~1^{commit}' >/dev/null 2>&1; then \
+		$(BUF) breaking --against '.git#ref=HEAD~1' && echo "buf breaking against HEAD~1: ok" || exit 1; \
+	else echo "SKIPPED buf breaking: this clone has no previous commit to compare with (shallow or first commit)"; fi
 
 protos: install
 	PATH=$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos --python_out=protos --grpc_python_out=protos \

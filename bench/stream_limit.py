@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # public; grpc-stubs lacks it
 
 from server.watch_limit import server_options
 from workers.config import Settings
@@ -27,7 +27,7 @@ WAIT_S = 60.0
 
 async def count_open_streams(n: int, options: Sequence[tuple[str, int]]) -> tuple[int, Counter[str]]:
     server = grpc.aio.server(options=options)
-    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_aio.HealthServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channels = [

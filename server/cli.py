@@ -98,7 +98,7 @@ async def _serve(settings: Settings) -> None:
     from server.grpc_app import start_grpc
 
     app = await start_grpc(settings)
-    await app.store.ping()
+    await app.engine.store.ping()
     notify_ready("serve")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

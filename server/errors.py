@@ -9,8 +9,9 @@ from typing import Any
 import grpc
 
 from server.validation import InvalidArgument
+from server.watch import WatchInterrupted
 from workers.domain import PermanentFailure
-from workers.store import IdempotencyConflict, is_unavailable
+from workers.store import IdempotencyConflict, OrderNotFound, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -21,18 +22,25 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, IdempotencyConflict):
         return grpc.StatusCode.ALREADY_EXISTS, str(exc)
+    if isinstance(exc, OrderNotFound):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, PermanentFailure):  # the market cannot take the order as asked (PRICE_IMPACT_TOO_HIGH...)
         return grpc.StatusCode.FAILED_PRECONDITION, f"{exc.code}: {exc.message}"
+    if isinstance(exc, WatchInterrupted):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
     if is_unavailable(exc):
         return grpc.StatusCode.UNAVAILABLE, f"the order store (PostgreSQL) is unavailable: {exc}"
     return None
 
 
 async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    if isinstance(exc, grpc.aio.AbortError) or context.done() or context.cancelled():
+        # The handler's own refusal (NOT_FOUND, UNAVAILABLE, ...) is already a status, and once a status is out
+        # (or the client cancelled) what fails is the transport to a client that left: neither is a bug.
+        raise exc
     mapped = status_for(exc)
     if mapped is None:
-        # An abort is a status the handler chose (NOT_FOUND, UNAVAILABLE...): an answer, not an error to log.
-        if not isinstance(exc, grpc.RpcError | grpc.aio.AbortError):
+        if not isinstance(exc, grpc.RpcError):
             log.exception("unhandled error in RPC")
         raise exc
     await context.abort(*mapped)

@@ -22,8 +22,8 @@ import pytest
 
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
-from server.scratch_stores import free_port
 from tests.helpers import TERMINAL
+from tests.scratch_stores import free_port
 
 ORDERENGINE = str(Path(sys.executable).with_name("orderengine"))
 BANNER = "orderengine is up"

@@ -15,7 +15,7 @@ from typing import Any
 
 from client import AsyncOrderClient
 from orderengine.v1 import order_service_pb2 as pb
-from server.scratch_stores import free_port
+from tests.scratch_stores import free_port
 from tests.stack import Stack
 from workers.domain import OrderType
 from workers.models import NewOrder

@@ -14,8 +14,8 @@ import pytest
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.grpc_app import GrpcApp, start_grpc
-from server.scratch_stores import free_port
 from server.watch_limit import server_options
+from tests.scratch_stores import free_port
 from tests.stack import Stack
 from workers.config import Settings
 from workers.domain import OrderType
