@@ -56,7 +56,10 @@ class GrpcDriver:
 
     name = "grpc"
 
-    def __init__(self, target: str, channels: int = 4, api_key: str | None = None) -> None:
+    def __init__(
+        self, target: str, channels: int = 4, api_key: str | None = None, watch_timeout: float = WATCH_TIMEOUT_S
+    ) -> None:
+        self._watch_timeout = watch_timeout
         # A local subchannel pool gives each channel its own TCP connection instead of one shared by all.
         options = [("grpc.use_local_subchannel_pool", 1), ("grpc.enable_retries", 0)]
         self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(channels)]
@@ -76,7 +79,7 @@ class GrpcDriver:
 
     async def watch(self, order_id: str) -> AsyncIterator[Event]:
         call = self.stub().WatchOrder(
-            pb.WatchOrderRequest(order_id=order_id), timeout=WATCH_TIMEOUT_S, metadata=self._metadata
+            pb.WatchOrderRequest(order_id=order_id), timeout=self._watch_timeout, metadata=self._metadata
         )
         try:
             async for resp in call:
@@ -159,7 +162,10 @@ class BridgeDriver:
 
     name = "bridge"
 
-    def __init__(self, port: int, connections: int = 64, api_key: str | None = None) -> None:
+    def __init__(
+        self, port: int, connections: int = 64, api_key: str | None = None, watch_timeout: float = WATCH_TIMEOUT_S
+    ) -> None:
+        self._watch_timeout = watch_timeout
         self._port = port
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = HttpPool("127.0.0.1", port, connections, self._headers)
@@ -177,7 +183,7 @@ class BridgeDriver:
         return order_id
 
     async def watch(self, order_id: str) -> AsyncIterator[Event]:
-        async with asyncio.timeout(WATCH_TIMEOUT_S):
+        async with asyncio.timeout(self._watch_timeout):
             url = f"ws://127.0.0.1:{self._port}/ws/orders/{order_id}"
             async with ws_connect(url, open_timeout=30, additional_headers=self._headers) as ws:
                 async for message in ws:

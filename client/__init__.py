@@ -13,6 +13,7 @@ from client.errors import (
     UnauthenticatedError,
 )
 from client.options import DEFAULT_DEADLINE_S, DEFAULT_TARGET, ReconnectPolicy
+from client.status import OrderStatus
 from client.sync_client import OrderClient
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "NotFoundError",
     "OrderClient",
     "OrderServiceError",
+    "OrderStatus",
     "RateLimitedError",
     "ReconnectPolicy",
     "UnauthenticatedError",

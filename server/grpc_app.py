@@ -24,6 +24,7 @@ from server.errors import ErrorMapping, refusal_for
 from server.rate_limit import OrderRateLimit
 from server.servicer import OrderService
 from server.watch import EventHub
+from server.watch_limit import WatchStreamLimit, server_options
 from workers.account_store import AccountStore
 from workers.config import Settings
 from workers.runtime import Engine
@@ -31,20 +32,6 @@ from workers.runtime import Engine
 log = logging.getLogger(__name__)
 
 HEALTH_PROBE_INTERVAL_S = 2.0
-
-# Accept client keepalive pings (every 10 s at most often) and keep idle streams alive through proxies.
-SERVER_OPTIONS = [
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.max_concurrent_streams", 100_000),
-    # Room for any authorization value a caller may send (keys are ~80 characters), so that an oversized one
-    # reaches the interceptor and is refused UNAUTHENTICATED; past 64 KiB the transport refuses it itself.
-    ("grpc.max_metadata_size", 64 * 1024),
-    ("grpc.absolute_max_metadata_size", 64 * 1024),
-]
 
 
 @dataclass
@@ -76,9 +63,16 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     authenticator = Authenticator(
         AccountStore(engine.store.pool), required=settings.auth_required, cache_seconds=settings.auth_cache_seconds
     )
-    # Authentication first: a refused call never reaches the servicer or the error mapping behind it.
-    interceptors = [Authentication(authenticator, SERVICE_NAME, refusal_for), RequestDecoding(), ErrorMapping()]
-    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
+    # Authentication first: a refused call never reaches the servicer, nor the interceptors behind it.
+    server = grpc.aio.server(
+        interceptors=[
+            Authentication(authenticator, SERVICE_NAME, refusal_for),
+            RequestDecoding(),
+            ErrorMapping(),
+            WatchStreamLimit(settings.watch_max_streams),
+        ],
+        options=server_options(settings),
+    )
     rate_limit = OrderRateLimit(
         engine.redis, default_limit=settings.orders_per_minute, window_s=settings.rate_limit_window_seconds
     )

@@ -2,11 +2,12 @@
 
 Close codes: 1000 after the terminal event; 4400 bad input (malformed id, bad fromSeq, bad order JSON, or a
 message on a socket that takes none); 4401 no key where one is required, or a malformed, wrong or revoked key;
-4404 unknown order (or another account's) or no such socket; 4409 idempotency key reused with other parameters;
-4413 an order message over 16 KiB; 4429 the account's orders-per-minute limit (the reason says when to retry);
-1013 the order service is unreachable (try again later); 1011 a bug in the bridge, never the client's input (and
-logged). A frame over 64 KiB never reaches this code: the WebSocket layer closes with 1009 (message too big). The
-reason says what happened.
+4404 unknown order (or another account's) or no such socket; 4409 idempotency key reused with other parameters,
+or an order the market cannot take as asked (PRICE_IMPACT_TOO_HIGH); 4413 an order message over 16 KiB; 4429 the
+account's orders-per-minute limit (the reason says when to retry); 1013 the order service is unreachable or at its
+stream limit (try again later); 1011 a bug in the bridge, never the client's input (and logged). A frame over
+64 KiB never reaches this code: the WebSocket layer closes with 1009 (message too big). The reason says what
+happened.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ _CLOSE_OF: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.NOT_FOUND: CLOSE_NOT_FOUND,
     grpc.StatusCode.ALREADY_EXISTS: CLOSE_CONFLICT,
     grpc.StatusCode.UNAUTHENTICATED: CLOSE_UNAUTHENTICATED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: CLOSE_RATE_LIMITED,
+    grpc.StatusCode.FAILED_PRECONDITION: CLOSE_CONFLICT,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: CLOSE_TRY_AGAIN,  # a stream limit; the rate limit is told apart below
     grpc.StatusCode.UNAVAILABLE: CLOSE_TRY_AGAIN,
     grpc.StatusCode.DEADLINE_EXCEEDED: CLOSE_TRY_AGAIN,
 }
@@ -71,6 +73,8 @@ def _reason(text: str) -> str:
 
 def close_for(error: OrderServiceError) -> tuple[int, str]:
     code = _CLOSE_OF.get(error.code, CLOSE_INTERNAL)
+    if error.reason == "RATE_LIMITED":  # the account's limit, unlike a busy server's, is the caller's to wait out
+        code = CLOSE_RATE_LIMITED
     if error.code == grpc.StatusCode.NOT_FOUND:
         return code, "order not found"
     if error.code == grpc.StatusCode.UNAVAILABLE:
@@ -178,7 +182,12 @@ async def execute_and_watch(ws: WebSocket) -> None:
             raise InputError(f"order message larger than {MAX_BODY_BYTES} bytes", status=413)
         order = parse_order(load_json(text))
         order_id = await _client(ws).execute(
-            order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
+            order.token_in,
+            order.token_out,
+            order.amount,
+            order.slippage_bps,
+            order.idempotency_key,
+            max_price_impact_bps=order.max_price_impact_bps,
         )
     except InputError as e:
         await _send_json(ws, e.body())
