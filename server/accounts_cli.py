@@ -45,16 +45,16 @@ def add_parser(sub: Any) -> None:
     accounts = sub.add_parser("accounts", help="accounts and API keys (create, new-key, revoke, list)")
     commands = accounts.add_subparsers(dest="accounts_command", required=True, metavar="COMMAND")
     create = commands.add_parser("create", help="a new account and its first API key")
-    create.add_argument("name", type=account_name)
+    create.add_argument("name", type=account_name, help="the account's name: letters, digits, '.', '_', '-'")
     create.add_argument(
         "--orders-per-minute", type=positive_int, default=None, metavar="N", help="default: ORDERS_PER_MINUTE"
     )
     create.add_argument("--json", action="store_true", help="print one JSON object")
     new = commands.add_parser("new-key", help="another API key for an account")
-    new.add_argument("name", type=account_name)
+    new.add_argument("name", type=account_name, help="the account's name")
     new.add_argument("--json", action="store_true", help="print one JSON object")
     revoke = commands.add_parser("revoke", help="revoke a key: every server refuses it within 5 s")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the key's id (the 16 hex digits after oe_), as `accounts list` shows it")
     listing = commands.add_parser("list", help="accounts, their key ids, limits and order counts")
     listing.add_argument("--json", action="store_true", help="one JSON object per account")
 

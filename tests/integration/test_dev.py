@@ -55,19 +55,28 @@ def dev_env(data: Path, grpc_port: int, http_port: int) -> dict[str, str]:
 
 
 def read_until(proc: subprocess.Popen[str], text: str, output: list[str], within: float = 90) -> None:
-    """Reads the process's output lines until one contains `text` (fails if it exits or time runs out)."""
+    """Reads the process's output until a line contains `text` (fails if it exits or time runs out).
+
+    It reads the pipe itself (os.read), not through the buffered text stream: a `readline` may pull several lines
+    into Python's buffer at once, after which `select` sees an empty pipe and the lines already read are never
+    looked at (the banner, printed right after the bridge's last line, went unseen that way).
+    """
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    pending = ""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+        ready, _, _ = select.select([fd], [], [], deadline - time.monotonic())
         if not ready:
             break
-        line = proc.stdout.readline()
-        if not line:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             pytest.fail(f"orderengine dev exited ({proc.wait()}) before saying {text!r}:\n{''.join(output)}")
-        output.append(line)
-        if text in line:
-            return
+        *lines, pending = (pending + chunk.decode(errors="replace")).split("\n")
+        for line in lines:
+            output.append(line + "\n")
+            if text in line:
+                return
     pytest.fail(f"no {text!r} within {within} s:\n{''.join(output)}")
 
 
