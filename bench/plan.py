@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "profile")
+SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "brokers", "profile")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class Plan:
     bridge_ramp: Ramp = Ramp((16, 64, 256), warmup=2, duration=5, drain=5)
     bridge_rates: tuple[float, ...] = (100,)
     bridge_realistic_ramp: Ramp = Ramp((600,), warmup=4, duration=8, drain=8)
+    # The same system on each Dramatiq broker (BROKER_URL), back to back: Redis, then a private RabbitMQ.
+    broker_workers: int = 2
+    broker_zero_ramp: Ramp = Ramp((32, 128), warmup=2, duration=5, drain=5)
+    broker_realistic_ramp: Ramp = Ramp((600,), warmup=4, duration=8, drain=8)
     profile_seconds: float = 10
     profile_concurrency: int = 128
     growth: float = 1.05  # a step must beat the best so far by 5% for the ramp to go on
@@ -61,5 +65,7 @@ QUICK = Plan(
     bridge_ramp=Ramp((64,), warmup=1, duration=3, drain=5),
     bridge_rates=(),
     bridge_realistic_ramp=Ramp((), warmup=0, duration=0, drain=0),
+    broker_zero_ramp=Ramp((128,), warmup=1, duration=3, drain=5),
+    broker_realistic_ramp=Ramp((500,), warmup=3, duration=5, drain=15),
     profile_seconds=6,
 )

@@ -136,6 +136,11 @@ class RabbitMQServer:
                 raise RuntimeError(f"rabbitmq-server did not listen within {START_TIMEOUT_S:.0f} s")
             time.sleep(0.1)  # an Erlang node booting in another process: nothing to await but its port
 
+    @property
+    def pid(self) -> int | None:
+        """The node's launcher process (the Erlang VM is among its descendants)."""
+        return self._procs[-1].pid if self._procs else None
+
     def url(self, vhost: str) -> str:
         return f"amqp://guest:guest@{self.host}:{self.port}/{quote(vhost, safe='')}"
 
