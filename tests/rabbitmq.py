@@ -6,7 +6,9 @@ under the temporary folder), config, AMQP port, distribution port and epmd, so i
 the machine already runs on the standard ports. Each system the tests start gets a virtual host of its own, as
 each gets a Redis database index of its own, and the server's data goes with its folder at the end.
 
-With TEST_BROKER_URL the tests use that virtual host as it is; they run one RabbitMQ system at a time.
+With TEST_BROKER_URL the tests use that virtual host as it is. AMQP cannot make virtual hosts, and two systems
+on one virtual host would take each other's messages, so it is handed to the first test that asks; the others are
+skipped, saying so (leave TEST_BROKER_URL unset to run them all on a private server).
 """
 
 from __future__ import annotations
@@ -176,6 +178,7 @@ class RabbitMQForTests:
 
     server: RabbitMQServer | None
     external_url: str | None = None
+    _external_taken: bool = False
 
     @classmethod
     def start(cls) -> RabbitMQForTests:
@@ -192,6 +195,12 @@ class RabbitMQForTests:
     def new_broker_url(self) -> str:
         if self.server is None:
             assert self.external_url
+            if self._external_taken:
+                pytest.skip(
+                    "TEST_BROKER_URL is one virtual host and another test's system uses it; unset TEST_BROKER_URL "
+                    "to give every RabbitMQ test a virtual host of its own on a private rabbitmq-server"
+                )
+            self._external_taken = True
             return self.external_url
         return self.server.new_vhost()
 
