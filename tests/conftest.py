@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from server.embedded import EmbeddedRedis
 from tests.rabbitmq import RabbitMQForTests
 from tests.stack import Stack, Stores
 
@@ -37,6 +38,16 @@ def flaky_stack(stores: Stores) -> Iterator[Stack]:
     s = Stack.start(stores, MARKET_FAILURE_RATE=str(FLAKY_FAILURE_RATE))
     yield s
     s.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of the test's own (embedded, ~0.1 s to start): for a test that must know no other system's worker
+    shares its queue (the shared server's database indexes are handed out in turn and wrap around)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False)
+    url = server.start()
+    yield url
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ def _empty_redis_queue(url: str) -> int:
     r = sync_redis.Redis.from_url(url)
     try:
         queued = int(r.llen(f"orderengine:{QUEUE_NAME}"))
-        for key in r.scan_iter("orderengine:*"):  # the stack's own database index
+        for key in r.scan_iter("orderengine:*"):  # the test's own Redis
             r.delete(key)
         return queued
     finally:
@@ -34,15 +34,15 @@ def _empty_rabbitmq_queue(url: str) -> int:
 
 @pytest.mark.parametrize("kind", ["redis", "amqp"])
 async def test_orders_whose_messages_vanished_are_redriven(
-    stores: Stores, kind: str, request: pytest.FixtureRequest
+    stores: Stores, own_redis: str, kind: str, request: pytest.FixtureRequest
 ) -> None:
-    env = {"RECONCILE_IDLE_SECONDS": "1", "RECONCILE_INTERVAL_SECONDS": "0.5"}
+    env = {"REDIS_URL": own_redis, "RECONCILE_IDLE_SECONDS": "1", "RECONCILE_INTERVAL_SECONDS": "0.5"}
     if kind == "amqp":
         env["BROKER_URL"] = request.getfixturevalue("rabbitmq").new_broker_url()
     stack = Stack.launch(stores, env, worker=False)
     try:
         order_ids = await place_orders(stack.grpc_target, ORDERS)
-        broker_url = env.get("BROKER_URL", stack.redis_url)
+        broker_url = env.get("BROKER_URL", own_redis)
         emptied = _empty_rabbitmq_queue(broker_url) if kind == "amqp" else _empty_redis_queue(broker_url)
         assert emptied == ORDERS  # every order's message was queued, and is gone now
 
