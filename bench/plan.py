@@ -1,4 +1,4 @@
-"""What a run measures: the default plan (`make bench`, ~20 minutes) and the `--quick` subset (1-2 minutes)."""
+"""What a run measures: the default plan (`make bench`, ~23 minutes with the broker comparison) and the `--quick` subset (1-2 minutes)."""
 
 from __future__ import annotations
 
