@@ -20,11 +20,13 @@ from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.decoding import RequestDecoding
 from server.errors import ErrorMapping
 from server.grpc_metrics import GrpcMetrics, watch_hub
+from server.grpc_tracing import GrpcTracing
 from server.servicer import OrderService
 from server.watch import EventHub
 from workers.config import Settings
 from workers.runtime import Engine
 from workers.telemetry.metrics import OrderMetrics
+from workers.telemetry.tracing import EventSpans, tracing_enabled
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +70,14 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     await hub.start()
     engine.events.observe(OrderMetrics())
     watch_hub(hub)
+    tracing: list[grpc.aio.ServerInterceptor] = []  # type: ignore[type-arg]
+    if tracing_enabled():
+        engine.events.observe(EventSpans())
+        tracing.append(GrpcTracing())
 
-    server = grpc.aio.server(interceptors=[GrpcMetrics(), RequestDecoding(), ErrorMapping()], options=SERVER_OPTIONS)
+    server = grpc.aio.server(
+        interceptors=[GrpcMetrics(), *tracing, RequestDecoding(), ErrorMapping()], options=SERVER_OPTIONS
+    )
     pb_grpc.add_OrderServiceServicer_to_server(OrderService(engine, hub), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -15,6 +15,7 @@ from workers.config import Settings
 from workers.middleware import EngineLifecycle, OrderAttempts, Reconciler
 from workers.middleware.market_drift import MarketDrift
 from workers.middleware.metrics import POOL_PRICE_INTERVAL_S, PoolPrices, WorkerMetrics
+from workers.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def run_worker(settings: Settings, *, threads: int | None = None) -> int:
     """Runs until SIGTERM or SIGINT, then lets in-flight messages finish (unfinished ones are requeued)."""
     # Dramatiq's event-loop thread makes its loop with the current policy: uvloop's costs less CPU per event.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    setup_tracing("worker")
     broker = setup_broker(settings)
     worker = dramatiq.Worker(broker, worker_threads=threads or settings.worker_threads, worker_timeout=IDLE_POLL_MS)
     stop = threading.Event()

@@ -16,6 +16,7 @@ from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from tests.helpers import TERMINAL, execute, watch_all
 from tests.integration.bridge_harness import ahttp
 from tests.integration.observed_stack import Observed, Samples, scrape, start_observed, total
+from tests.integration.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.stack import Stores
 
 GRPC_ORDERS = 4
@@ -23,8 +24,15 @@ BRIDGE_ORDERS = 2
 
 
 @pytest.fixture(scope="module")
-def observed(stores: Stores) -> Iterator[Observed]:
-    o = start_observed(stores)
+def receiver() -> Iterator[OtlpReceiver]:
+    r = OtlpReceiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def observed(stores: Stores, receiver: OtlpReceiver) -> Iterator[Observed]:
+    o = start_observed(stores, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="100")
     yield o
     o.stop()
 
@@ -123,3 +131,47 @@ def test_json_logs_carry_the_order_id_in_server_and_workers(observed: Observed, 
     confirmed = [r for r in worker if r.get("status") == "confirmed" and r.get("order_id") in placed]
     # Amounts as users write them: 0.1 SOL buys some tens of USDC, not tens of millions of base units.
     assert all(0 < float(r["amount_out"]) < 1000 for r in confirmed), confirmed
+
+
+def _trace_of(receiver: OtlpReceiver, order_id: str, within: float = 20) -> tuple[ReceivedSpan, list[ReceivedSpan]]:
+    """The order's ExecuteOrder span and every span of its trace, once the worker's settling span is in."""
+    deadline = time.monotonic() + within
+    while True:
+        spans = receiver.snapshot()
+        roots = [s for s in spans if s.name.endswith("/ExecuteOrder") and s.attributes.get("order.id") == order_id]
+        if roots:
+            in_trace = [s for s in spans if s.trace_id == roots[0].trace_id]
+            if any("order confirmed" in s.events or "order failed" in s.events for s in in_trace):
+                return roots[0], in_trace
+        assert time.monotonic() < deadline, f"no complete trace for {order_id}: {len(spans)} spans received"
+        time.sleep(0.1)  # the processes export in batches: nothing to await across processes
+
+
+async def test_one_order_is_one_trace_across_server_and_workers(
+    observed: Observed, receiver: OtlpReceiver, placed: list[str]
+) -> None:
+    async with grpc.aio.insecure_channel(observed.stack.grpc_target) as ch:
+        stub = pb_grpc.OrderServiceStub(ch)
+        order_id = await execute(stub, amount="0.1")
+        events = await watch_all(stub, order_id)
+    root, spans = await asyncio.to_thread(_trace_of, receiver, order_id)
+    assert root.service == "orderengine-server" and root.parent_id == ""
+    workers = [s for s in spans if s.service == "orderengine-worker"]
+    assert workers and all(s.name == "advance_order" and s.attributes["order.id"] == order_id for s in workers)
+    # Each message's span is the child of the span that sent it: the RPC's, then a worker message's.
+    ids = {s.span_id for s in spans}
+    assert all(s.parent_id in ids for s in workers)
+    # Every message for the order, in any worker process, is in this one trace.
+    every = [s for s in receiver.snapshot() if s.name == "advance_order" and s.attributes.get("order.id") == order_id]
+    assert {s.trace_id for s in every} == {root.trace_id}
+    # The spans name the order's stages, attempt and venue; all the order's events are on them.
+    seen = [e for s in spans for e in s.events]
+    assert "order pending" in root.events
+    assert {"order routing", "order building", "order submitted", "order confirmed"} <= set(seen), seen
+    settling = next(s for s in workers if "order confirmed" in s.events)
+    assert settling.attributes["order.stage"] == "confirmed" and settling.attributes["order.attempt"] == 1
+    assert settling.attributes["order.venue"] in ("raydium", "meteora")
+    assert events[-1].status == pb.ORDER_STATUS_CONFIRMED
+    # The logs name the same trace, in the server and in the worker.
+    lines = [r for name in ("serve", "worker") for r in _json_lines(observed, name) if r.get("order_id") == order_id]
+    assert {r.get("trace_id") for r in lines} == {root.trace_id}, lines

@@ -10,12 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 # What every LogRecord has: the rest of a record's attributes came from `extra=`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
+
+
+# Set by a worker's MessageTracing: the span advancing an order, for lines logged outside any current span.
+order_span: Callable[[str], Any] | None = None
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,7 +35,7 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = value
-        line.update(_trace_ids())
+        line.update(_trace_ids(line.get("order_id")))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
@@ -38,12 +43,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
-def _trace_ids() -> dict[str, str]:
-    """The current span's ids, when tracing is on and a span is current."""
+def _trace_ids(order_id: Any) -> dict[str, str]:
+    """The current span's ids (or the span advancing the line's order), when tracing is on."""
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
         return {}
-    context = trace.get_current_span().get_span_context()
+    span = trace.get_current_span()
+    if not span.get_span_context().is_valid and order_id and order_span is not None:
+        span = order_span(str(order_id)) or span
+    context = span.get_span_context()
     if not context.is_valid:
         return {}
     return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
