@@ -75,7 +75,7 @@ def cmd_serve(settings: Settings, processes: int = 1) -> int:
         names = [f"serve-{i + 1}" for i in range(processes)]
         return _supervise([(n, argv) for n in names], os.environ.copy(), _port_each(names, "SERVE_METRICS_PORT"))
     from workers.telemetry.metrics import serve_metrics
-    from workers.telemetry.tracing import setup_tracing
+    from workers.telemetry.otel import setup_tracing
 
     serve_metrics(settings.serve_metrics_port, "serve")
     setup_tracing("server")
@@ -129,7 +129,7 @@ async def _bridge(settings: Settings) -> None:
 
 def cmd_bridge(settings: Settings) -> int:
     from workers.telemetry.metrics import serve_metrics
-    from workers.telemetry.tracing import setup_tracing
+    from workers.telemetry.otel import setup_tracing
 
     serve_metrics(settings.bridge_metrics_port, "bridge")
     setup_tracing("bridge")

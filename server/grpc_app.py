@@ -26,7 +26,8 @@ from server.watch import EventHub
 from workers.config import Settings
 from workers.runtime import Engine
 from workers.telemetry.metrics import OrderMetrics
-from workers.telemetry.tracing import EventSpans, tracing_enabled
+from workers.telemetry.otel import tracing_enabled
+from workers.telemetry.tracing import EventSpans
 
 log = logging.getLogger(__name__)
 

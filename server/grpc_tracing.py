@@ -11,7 +11,7 @@ import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from workers.telemetry.tracing import tracer
+from workers.telemetry.otel import tracer
 
 
 class GrpcTracing(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]

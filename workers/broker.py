@@ -19,7 +19,8 @@ from dramatiq.middleware import (
 )
 
 from workers.config import Settings
-from workers.telemetry.tracing import MessageTracing, tracing_enabled
+from workers.telemetry.otel import tracing_enabled
+from workers.telemetry.tracing import MessageTracing
 
 # Delivery retries (PostgreSQL briefly down, a bug): invisible to watchers and not counted as order attempts.
 DELIVERY_MAX_RETRIES = 30

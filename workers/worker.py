@@ -15,7 +15,7 @@ from workers.config import Settings
 from workers.middleware import EngineLifecycle, OrderAttempts, Reconciler
 from workers.middleware.market_drift import MarketDrift
 from workers.middleware.metrics import POOL_PRICE_INTERVAL_S, PoolPrices, WorkerMetrics
-from workers.telemetry.tracing import setup_tracing
+from workers.telemetry.otel import setup_tracing
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,8 @@ from client.async_client import AsyncOrderClient
 from client.options import ReconnectPolicy
 from server.bridge import http_api, openapi, sockets
 from server.bridge.metrics import BridgeMetrics
+from server.bridge.tracing import BridgeTracing, trace_carriers
+from workers.telemetry.otel import tracing_enabled
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -33,7 +35,8 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.client = AsyncOrderClient(grpc_target, reconnect=WATCH_RECONNECT)
+        carriers = trace_carriers() if traced else []
+        app.state.client = AsyncOrderClient(grpc_target, reconnect=WATCH_RECONNECT, interceptors=carriers)
         try:
             yield
         finally:
@@ -51,8 +54,10 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
         WebSocketRoute("/{path:path}", sockets.no_such_socket),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page"),
     ]
+    traced = tracing_enabled()
     middleware = [
         Middleware(BridgeMetrics, routes=routes),
+        *([Middleware(BridgeTracing, routes=routes)] if traced else []),
         Middleware(
             CORSMiddleware,
             allow_origins=cors_origins,

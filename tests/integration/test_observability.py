@@ -175,3 +175,16 @@ async def test_one_order_is_one_trace_across_server_and_workers(
     # The logs name the same trace, in the server and in the worker.
     lines = [r for name in ("serve", "worker") for r in _json_lines(observed, name) if r.get("order_id") == order_id]
     assert {r.get("trace_id") for r in lines} == {root.trace_id}, lines
+
+
+async def test_an_order_from_the_bridge_starts_its_trace_there(observed: Observed, receiver: OtlpReceiver) -> None:
+    body = b'{"tokenIn":"SOL","tokenOut":"USDC","amount":"0.1"}'
+    placed = await ahttp("POST", f"{observed.http}/api/orders/execute", body)
+    order_id = placed.json()["orderId"]
+    async with grpc.aio.insecure_channel(observed.stack.grpc_target) as ch:
+        await watch_all(pb_grpc.OrderServiceStub(ch), order_id)
+    root, spans = await asyncio.to_thread(_trace_of, receiver, order_id)
+    http = [s for s in spans if s.service == "orderengine-bridge"]
+    assert [s.name for s in http] == ["POST /api/orders/execute"], spans
+    assert http[0].parent_id == "" and root.parent_id == http[0].span_id
+    assert {s.service for s in spans} == {"orderengine-bridge", "orderengine-server", "orderengine-worker"}

@@ -1,6 +1,4 @@
-"""OpenTelemetry traces: off unless OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set, then exported
-over OTLP/HTTP with protobuf, configured by the specification's environment variables (OTEL_SERVICE_NAME,
-OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_SCHEDULE_DELAY, OTEL_EXPORTER_OTLP_HEADERS, ...).
+"""OpenTelemetry traces of orders (`workers/telemetry/otel.py` turns tracing on or leaves it off).
 
 One order is one trace: the server's ExecuteOrder span is its root, every Dramatiq message that advances the order
 carries the context of the span that sent it (W3C trace context in the message's options, `trace`), and each
@@ -11,7 +9,6 @@ order's async actor runs on Dramatiq's event-loop thread, not on the worker thre
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any
 
@@ -22,40 +19,11 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from workers.models import OrderEvent
 from workers.telemetry import logs
+from workers.telemetry.otel import tracer
 
 log = logging.getLogger(__name__)
 
 TRACE_OPTION = "trace"
-TRACER_NAME = "orderengine"
-
-
-def tracing_enabled() -> bool:
-    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-
-
-def setup_tracing(service: str) -> bool:
-    """Installs the OTLP/HTTP exporter for this process when tracing is on; True if it is."""
-    if not tracing_enabled():
-        return False
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    attributes = {"service.name": os.environ.get("OTEL_SERVICE_NAME") or f"orderengine-{service}"}
-    provider = TracerProvider(resource=Resource.create(attributes))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
-    log.info("tracing on: spans of %s go to %s", attributes["service.name"], _endpoint())
-    return True
-
-
-def _endpoint() -> str:
-    return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
-
-
-def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
 
 
 def order_attributes(event: OrderEvent) -> dict[str, Any]:
