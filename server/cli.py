@@ -265,7 +265,10 @@ def _dev_metrics_ports(settings: Settings, env: dict[str, str], workers: int) ->
         env.setdefault(variable, str(default))
     serve, bridge, worker = (int(env[v]) for v in DEV_METRICS_PORTS)
     ports = [("serve", serve), ("bridge", bridge)] + [(f"worker {i + 1}", worker + i) for i in range(workers)]
-    return [(kind, port) for kind, port in ports if port > 0]
+    ports = [(kind, port) for kind, port in ports if port > 0]
+    # The page's charts read the sum of them all through the bridge.
+    env.setdefault("METRICS_TARGETS", ",".join(f"http://127.0.0.1:{port}/metrics" for _, port in ports))
+    return ports
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     bridge_metrics_port: int = Field(default=0, ge=0, le=65535)
     log_format: Literal["text", "json"] = "text"
+    # The `/metrics` URLs (comma-separated) whose sum the bridge serves at /api/metrics for the page's charts.
+    metrics_targets: str = ""
 
     @property
     def target(self) -> str:

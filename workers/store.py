@@ -381,6 +381,16 @@ class OrderStore:
         """The order's one terminal failure; `attempt` guards against a stale message of an earlier attempt."""
         return await self.transition(order_id, LifecycleEvent.FAIL, EventDetails(error=error), attempt=attempt)
 
+    async def orders_in_flight(self) -> dict[str, int]:
+        """How many orders are in each non-final status now."""
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "SELECT status, count(*) FROM orders WHERE status = ANY(%s) GROUP BY status",
+                ([s.value for s in NON_FINAL_STATUSES],),
+            )
+            counts = {str(status): int(n) for status, n in await cur.fetchall()}
+        return {s.value: counts.get(s.value, 0) for s in NON_FINAL_STATUSES}
+
     async def stale_orders(self, idle_seconds: float, limit: int = 500) -> list[str]:
         """Claims non-final orders that stopped moving, so that one reconciler among many re-drives each."""
         async with self._conn() as conn:

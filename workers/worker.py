@@ -14,7 +14,7 @@ from workers.broker import build_broker
 from workers.config import Settings
 from workers.middleware import EngineLifecycle, OrderAttempts, Reconciler
 from workers.middleware.market_drift import MarketDrift
-from workers.middleware.metrics import POOL_PRICE_INTERVAL_S, PoolPrices, WorkerMetrics
+from workers.middleware.metrics import STORE_GAUGES_INTERVAL_S, StoreGauges, WorkerMetrics
 from workers.telemetry.otel import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def setup_broker(settings: Settings) -> dramatiq.Broker:
         worker_middleware=[
             EngineLifecycle(settings),
             WorkerMetrics(settings.worker_metrics_port),
-            PoolPrices(interval_seconds=POOL_PRICE_INTERVAL_S),
+            StoreGauges(interval_seconds=STORE_GAUGES_INTERVAL_S),
             OrderAttempts(
                 max_attempts=settings.retry_max_attempts,
                 min_backoff_ms=settings.retry_min_backoff_ms,

@@ -51,10 +51,17 @@ def start_observed(stores: Stores, **env: str) -> Observed:
         LOG_FORMAT="json",
         **env,
     )
+    targets = [f"http://127.0.0.1:{p}/metrics" for p in (serve, worker, worker + 1, bridge)]
     stack.spawn(
         "bridge",
         "bridge",
-        env={**stack.env, "HTTP_PORT": str(http), "HTTP_HOST": "127.0.0.1", "BRIDGE_METRICS_PORT": str(bridge)},
+        env={
+            **stack.env,
+            "HTTP_PORT": str(http),
+            "HTTP_HOST": "127.0.0.1",
+            "BRIDGE_METRICS_PORT": str(bridge),
+            "METRICS_TARGETS": ",".join(targets),
+        },
     )
     observed = Observed(
         stack=stack,

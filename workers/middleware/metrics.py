@@ -19,7 +19,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from workers import runtime
 from workers.middleware.periodic import Periodic
-from workers.telemetry.metrics import OrderMetrics, serve_metrics, set_pool_prices
+from workers.telemetry.metrics import OrderMetrics, serve_metrics, set_in_flight, set_pool_prices
 
 LABELS = ["queue_name", "actor_name"]
 MESSAGES = Counter("dramatiq_messages", "Messages processed.", LABELS)
@@ -34,8 +34,8 @@ DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
 )
 
-# How often the pool price gauges are refreshed from the store.
-POOL_PRICE_INTERVAL_S = 2.0
+# How often the store's gauges are refreshed.
+STORE_GAUGES_INTERVAL_S = 1.0
 
 
 class WorkerMetrics(dramatiq.Middleware):
@@ -86,8 +86,10 @@ class WorkerMetrics(dramatiq.Middleware):
         self.after_process_message(broker, message)
 
 
-class PoolPrices(Periodic):
-    """Keeps `orderengine_pool_price` current: settlements and drift move the pools in whichever process."""
+class StoreGauges(Periodic):
+    """Keeps the gauges of what the store holds current: each pool's price (settlements and drift move the pools
+    in whichever process) and the orders in flight by stage."""
 
     async def tick(self, engine: runtime.Engine) -> None:
         set_pool_prices(await engine.store.load_pools())
+        set_in_flight(await engine.store.orders_in_flight())

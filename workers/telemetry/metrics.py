@@ -45,6 +45,12 @@ SLIPPAGE_REFUSALS = Counter("orderengine_slippage_refusals", "Swaps refused at s
 ROUTE_SPLITS = Counter("orderengine_route_splits", "Routes chosen with more than one leg (split or multi-hop).")
 POOL_PRICE = Gauge("orderengine_pool_price", "Each pool's spot price, token_y per token_x.", ["pool", "venue", "pair"])
 
+IN_FLIGHT = Gauge(
+    "orderengine_orders_in_flight",
+    "Orders in each non-final status, as the store has them (every worker reports the same count: use max()).",
+    ["stage"],
+)
+
 SLIPPAGE_CODE = "SLIPPAGE_EXCEEDED"
 # Orders whose previous event this process saw; bounded, since another process may write an order's last event.
 _REMEMBERED = 50_000
@@ -95,6 +101,11 @@ def set_pool_prices(pools: Any) -> None:
     for pool in pools.values():
         pair = f"{pool.token_x.symbol}/{pool.token_y.symbol}"
         POOL_PRICE.labels(pool.id, pool.dex, pair).set(float(pool.spot_price(pool.token_x)))
+
+
+def set_in_flight(counts: dict[str, int]) -> None:
+    for stage, n in counts.items():
+        IN_FLIGHT.labels(stage).set(n)
 
 
 def serve_metrics(port: int, kind: str, host: str = "0.0.0.0") -> None:
