@@ -87,6 +87,12 @@ def wait_answering(url: str, within: float = 30) -> None:
         time.sleep(0.1)  # another process is still starting: nothing to await across processes
 
 
+def families(url: str) -> set[str]:
+    """The metric families the endpoint declares (counters by their name without `_total`)."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return {family.name for family in text_string_to_metric_families(response.read().decode())}
+
+
 def scrape(url: str) -> Samples:
     """Every sample of the endpoint, parsed as Prometheus text: {(name, sorted labels): value}."""
     with urllib.request.urlopen(url, timeout=5) as response:

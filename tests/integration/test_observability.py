@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import yaml
 
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from tests.helpers import TERMINAL, execute, watch_all
 from tests.integration.bridge_harness import ahttp
-from tests.integration.observed_stack import Observed, Samples, scrape, start_observed, total
+from tests.integration.observed_stack import Observed, Samples, families, scrape, start_observed, total
 from tests.integration.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.stack import Stores
 
@@ -188,3 +191,25 @@ async def test_an_order_from_the_bridge_starts_its_trace_there(observed: Observe
     assert [s.name for s in http] == ["POST /api/orders/execute"], spans
     assert http[0].parent_id == "" and root.parent_id == http[0].span_id
     assert {s.service for s in spans} == {"orderengine-bridge", "orderengine-server", "orderengine-worker"}
+
+
+def test_the_dashboard_and_scrape_config_name_what_the_processes_serve(observed: Observed, placed: list[str]) -> None:
+    root = Path(__file__).resolve().parents[2] / "deploy"
+    scrape_config = yaml.safe_load((root / "prometheus.yml").read_text())
+    jobs = {job["job_name"] for job in scrape_config["scrape_configs"]}
+    assert jobs == {"orderengine-server", "orderengine-worker", "orderengine-bridge"}
+    dashboard = json.loads((root / "grafana" / "orderengine.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b((?:orderengine|dramatiq|process)_[a-z_]+)", target["expr"])
+    }
+    # Families, not samples: a labelled metric has no sample until its first event, but is declared from the start.
+    served = {
+        name
+        for url in [observed.serve_metrics, *observed.worker_metrics, observed.bridge_metrics]
+        for name in families(url)
+    }
+    bases = {re.sub(r"_(total|bucket|count|sum)$", "", name) for name in queried}
+    assert queried and bases <= served, bases - served
