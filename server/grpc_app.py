@@ -69,16 +69,16 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     engine = await Engine.open(settings, pool_size=20, redis_timeout_s=2)
     hub = EventHub(settings.redis_url)
     await hub.start()
-    engine.events.observe(OrderMetrics())
-    watch_hub(hub)
-    tracing: list[grpc.aio.ServerInterceptor] = []  # type: ignore[type-arg]
+    telemetry: list[grpc.aio.ServerInterceptor] = []  # type: ignore[type-arg]
+    if settings.serve_metrics_port:  # kept only by a server that serves them (`make bench` measures the cost)
+        engine.events.observe(OrderMetrics())
+        watch_hub(hub)
+        telemetry.append(GrpcMetrics())
     if tracing_enabled():
         engine.events.observe(EventSpans())
-        tracing.append(GrpcTracing())
+        telemetry.append(GrpcTracing())
 
-    server = grpc.aio.server(
-        interceptors=[GrpcMetrics(), *tracing, RequestDecoding(), ErrorMapping()], options=SERVER_OPTIONS
-    )
+    server = grpc.aio.server(interceptors=[*telemetry, RequestDecoding(), ErrorMapping()], options=SERVER_OPTIONS)
     pb_grpc.add_OrderServiceServicer_to_server(OrderService(engine, hub), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

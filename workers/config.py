@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     data_dir: str = ".data"
 
-    # Where each process kind serves Prometheus `/metrics`; 0 = not served. `--processes N` gives the i-th
+    # Where each process kind serves Prometheus `/metrics`; 0 = neither kept nor served. `--processes N` gives the i-th
     # process the port + i; `orderengine dev` picks 9400 (serve), 9399 (bridge) and 9410 (workers) when unset.
     serve_metrics_port: int = Field(default=0, ge=0, le=65535)
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)

@@ -28,8 +28,12 @@ def setup_broker(settings: Settings) -> dramatiq.Broker:
         settings,
         worker_middleware=[
             EngineLifecycle(settings),
-            WorkerMetrics(settings.worker_metrics_port),
-            StoreGauges(interval_seconds=STORE_GAUGES_INTERVAL_S),
+            # Metrics cost CPU per message: kept only by a worker that serves them (`make bench` measures it).
+            *(
+                [WorkerMetrics(settings.worker_metrics_port), StoreGauges(interval_seconds=STORE_GAUGES_INTERVAL_S)]
+                if settings.worker_metrics_port
+                else []
+            ),
             OrderAttempts(
                 max_attempts=settings.retry_max_attempts,
                 min_backoff_ms=settings.retry_min_backoff_ms,

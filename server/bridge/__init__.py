@@ -33,10 +33,16 @@ class BridgeServer(uvicorn.Server):
 
 
 def bridge_config(
-    grpc_target: str, cors_origins: list[str], host: str, port: int, metrics_targets: list[str] | None = None
+    grpc_target: str,
+    cors_origins: list[str],
+    host: str,
+    port: int,
+    metrics_targets: list[str] | None = None,
+    *,
+    metrics: bool = False,
 ) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(grpc_target, cors_origins, metrics_targets or []),
+        create_app(grpc_target, cors_origins, metrics_targets or [], metrics=metrics),
         host=host,
         port=port,
         lifespan="on",
@@ -85,7 +91,14 @@ def bind_socket(host: str, port: int) -> socket.socket:
 async def serve_bridge(settings: Settings) -> None:
     """Serve the bridge on HTTP_HOST:HTTP_PORT for the gRPC service at settings.target until cancelled."""
     targets = [t.strip() for t in settings.metrics_targets.split(",") if t.strip()]
-    config = bridge_config(settings.target, settings.cors_origin_list, settings.http_host, settings.http_port, targets)
+    config = bridge_config(
+        settings.target,
+        settings.cors_origin_list,
+        settings.http_host,
+        settings.http_port,
+        targets,
+        metrics=settings.bridge_metrics_port > 0,
+    )
     log.info("bridge on http://%s:%d/ for gRPC %s", settings.http_host, settings.http_port, settings.target)
     sock = bind_socket(settings.http_host, settings.http_port)
     try:

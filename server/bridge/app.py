@@ -30,9 +30,12 @@ STATIC_DIR = Path(__file__).parent / "static"
 WATCH_RECONNECT = ReconnectPolicy(initial_backoff_s=0.1, max_backoff_s=1.0, give_up_after_s=10.0)
 
 
-def create_app(grpc_target: str, cors_origins: list[str], metrics_targets: Sequence[str] = ()) -> Starlette:
+def create_app(
+    grpc_target: str, cors_origins: list[str], metrics_targets: Sequence[str] = (), *, metrics: bool = False
+) -> Starlette:
     """The bridge for the OrderService at `grpc_target`, answering CORS requests from `cors_origins`; its
-    /api/metrics sums the `/metrics` URLs of `metrics_targets` for the page's charts."""
+    /api/metrics sums the `/metrics` URLs of `metrics_targets` for the page's charts; `metrics` keeps the
+    bridge's own (served by the caller)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -59,7 +62,7 @@ def create_app(grpc_target: str, cors_origins: list[str], metrics_targets: Seque
     ]
     traced = tracing_enabled()
     middleware = [
-        Middleware(BridgeMetrics, routes=routes),
+        *([Middleware(BridgeMetrics, routes=routes)] if metrics else []),
         *([Middleware(BridgeTracing, routes=routes)] if traced else []),
         Middleware(
             CORSMiddleware,
