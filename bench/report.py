@@ -393,7 +393,7 @@ def _telemetry(t: dict[str, Any]) -> list[str]:
         "and with metrics and tracing (OTLP/HTTP to a receiver in the load generator), rounds alternating the three. "
         "CPU is the server's and the worker's, per order placed. "
         f"Run {t.get('started', '?')} (`python -m bench --scenarios telemetry`), machine load average "
-        f"{_f((t.get('loadavg_before') or [0])[0])} before it: the machine was shared, so compare rows of one run only.",
+        f"{_f((t.get('loadavg_before') or [0])[0])} before it: the machine was shared; compare rows of one run only.",
         "",
         "| telemetry | round | server cores | worker cores | CPU ms/order | e2e p50 ms | e2e p99 ms | confirmed |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
