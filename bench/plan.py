@@ -40,7 +40,7 @@ class Plan:
     profile_seconds: float = 10
     profile_concurrency: int = 128
     # Telemetry off / metrics / metrics + tracing, alternated for `telemetry_rounds` rounds at a fixed rate.
-    telemetry_rate: float = 100
+    telemetry_rate: float = 50
     telemetry_rounds: int = 2
     telemetry_duration: float = 10
     growth: float = 1.05  # a step must beat the best so far by 5% for the ramp to go on

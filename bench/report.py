@@ -411,7 +411,18 @@ def _telemetry(t: dict[str, Any]) -> list[str]:
     if means.get("off"):
         base = means["off"]
         parts = [f"{mode} {v:.2f} ms ({100 * (v - base) / base:+.0f}%)" for mode, v in means.items()]
-        out += ["", "Mean CPU per order: " + ", ".join(parts) + f"; {t['spans_received']} spans received.", ""]
+        spreads = {
+            mode: max(r["engine_cpu_ms_per_order"] for r in runs) - min(r["engine_cpu_ms_per_order"] for r in runs)
+            for mode, runs in t["runs"].items()
+            if runs
+        }
+        spread = ", ".join(f"{mode} {v:.2f} ms" for mode, v in spreads.items())
+        out += [
+            "",
+            "Mean CPU per order: " + ", ".join(parts) + f"; {t['spans_received']} spans received. "
+            f"Spread between rounds of one mode: {spread}; a smaller difference is the machine, not the code.",
+            "",
+        ]
     return out
 
 

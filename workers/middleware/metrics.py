@@ -75,8 +75,9 @@ class WorkerMetrics(dramatiq.Middleware):
         labels = (message.queue_name, message.actor_name)
         with self._lock:
             started = self._started.pop(message.message_id, None)
-        if started is not None:
-            DURATION.labels(*labels).observe(time.perf_counter() - started)
+        if started is None:  # skipped by a middleware before this one saw it: not ours to count
+            return
+        DURATION.labels(*labels).observe(time.perf_counter() - started)
         IN_PROGRESS.labels(*labels).dec()
         MESSAGES.labels(*labels).inc()
         if exception is not None:
