@@ -23,6 +23,7 @@ from server.grpc_metrics import GrpcMetrics, watch_hub
 from server.grpc_tracing import GrpcTracing
 from server.servicer import OrderService
 from server.watch import EventHub
+from server.watch_limit import WatchStreamLimit, server_options
 from workers.config import Settings
 from workers.runtime import Engine
 from workers.telemetry.metrics import OrderMetrics
@@ -32,16 +33,6 @@ from workers.telemetry.tracing import EventSpans
 log = logging.getLogger(__name__)
 
 HEALTH_PROBE_INTERVAL_S = 2.0
-
-# Accept client keepalive pings (every 10 s at most often) and keep idle streams alive through proxies.
-SERVER_OPTIONS = [
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.max_concurrent_streams", 100_000),
-]
 
 
 @dataclass
@@ -78,7 +69,10 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
         engine.events.observe(EventSpans())
         telemetry.append(GrpcTracing())
 
-    server = grpc.aio.server(interceptors=[*telemetry, RequestDecoding(), ErrorMapping()], options=SERVER_OPTIONS)
+    server = grpc.aio.server(
+        interceptors=[*telemetry, RequestDecoding(), ErrorMapping(), WatchStreamLimit(settings.watch_max_streams)],
+        options=server_options(settings),
+    )
     pb_grpc.add_OrderServiceServicer_to_server(OrderService(engine, hub), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
