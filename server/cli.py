@@ -256,18 +256,21 @@ def cmd_dev(settings: Settings, processes: int) -> int:
 
     data = Path(settings.data_dir).resolve()
     lock: DevLock | None = None
+    env = os.environ.copy()
+    metrics = _dev_metrics_ports(env, processes)
     try:
         if not (settings.redis_url and settings.database_url):  # the embedded stores live in `data`
             lock = DevLock.claim(Instance(os.getpid(), settings.grpc_port, settings.http_port, str(data)))
         check_port_free(settings.grpc_host, settings.grpc_port, "GRPC_PORT")
         check_port_free(settings.http_host, settings.http_port, "HTTP_PORT")
+        for kind, port in metrics:
+            check_port_free("0.0.0.0", port, f"{kind.split()[0].upper()}_METRICS_PORT")
     except AlreadyRunning as exc:
         if lock is not None:
             lock.release()
         print(f"orderengine: {exc}", file=sys.stderr)
         return 1
     embedded: list[EmbeddedRedis | EmbeddedPostgres] = []
-    env = os.environ.copy()
     readiness = Readiness()
     try:
         if not settings.redis_url:
@@ -289,7 +292,6 @@ def cmd_dev(settings: Settings, processes: int) -> int:
             ("worker", [*me, "worker", "--processes", str(processes)]),
             ("bridge", [*me, "bridge"]),
         ]
-        metrics = _dev_metrics_ports(env, processes)
         env[NOTIFY_SOCKET] = readiness.address
         banner = _banner_when_ready(readiness, settings, processes, data, metrics)
         return _supervise(children, env, on_tick=banner)
