@@ -28,7 +28,7 @@ def _cpu(c: dict[str, float], key: str) -> str:
     return _f(c.get(key), 2) if key in c else "-"
 
 
-CPU_KEYS = ("loadgen", "server", "workers", "bridge", "redis", "postgres", "total", "machine")
+CPU_KEYS = ("loadgen", "server", "workers", "bridge", "redis", "rabbitmq", "postgres", "total", "machine")
 
 
 def _cpu_header() -> tuple[str, str]:
@@ -389,6 +389,9 @@ def render(data: dict[str, Any]) -> str:
                     out.append("")
     out += _errors(res)
     out += _auth_cost(res)
+    out += _brokers(res.get("brokers"))
+    if "telemetry" in res:
+        out += _telemetry(res["telemetry"])
     out += ["## Profile", "", *_profile(res), "", "## What limits it", "", *_limits(res), ""]
     out += [
         "## Before and after",
@@ -399,6 +402,50 @@ def render(data: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _brokers(br: dict[str, Any] | None) -> list[str]:
+    if not br:
+        return []
+    out = ["## Dramatiq broker: Redis and RabbitMQ (`BROKER_URL`)", ""]
+    if "skipped" in br:
+        return [*out, f"Skipped: {br['skipped']}.", ""]
+    out += [
+        f"The same system ({br['workers']} worker processes) with its messages on Dramatiq's Redis broker (the "
+        "default: REDIS_URL) and then on RabbitMQ (`BROKER_URL=amqp://...`, a private node on this machine, "
+        "publisher confirms on), back to back. WatchOrder fan-out and event publishing use Redis either way. "
+        "The `rabbitmq` column is the RabbitMQ node's CPU."
+        + (f" Measured by `{br['measured']['command']}` at {br['measured']['started']}." if "measured" in br else ""),
+        "",
+        "CPU per confirmed order (ms of one core; the fairest comparison on a shared machine, where throughput is "
+        "bounded by the cores the run gets):",
+        "",
+        "| broker | latency, clients | confirmed/s | server | workers | broker process | PostgreSQL | engine total |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for latency in ("zero", "realistic"):
+        for kind, name in (("redis", "Redis"), ("amqp", "RabbitMQ")):
+            for r in br.get(f"{kind}_{latency}", []):
+                rate, c = r["throughput_per_s"], r["cpu_cores"]
+                if not rate:
+                    continue
+                ms = {k: c.get(k, 0.0) / rate * 1000 for k in ("server", "workers", "redis", "rabbitmq", "postgres")}
+                broker_ms = ms["rabbitmq"] if kind == "amqp" else ms["redis"]
+                total = sum(ms.values())
+                out.append(
+                    f"| {name} | {latency}, {r['concurrency']} | {_f(rate)} | {_f(ms['server'], 2)} | "
+                    f"{_f(ms['workers'], 2)} | {_f(broker_ms, 2)} | {_f(ms['postgres'], 2)} | {_f(total, 2)} |"
+                )
+    out += [""]
+    for latency in ("zero", "realistic"):
+        rows: list[dict[str, Any]] = []
+        for kind, name in (("redis", "Redis"), ("amqp", "RabbitMQ")):
+            rows += [{**s, "_b": name} for s in br.get(f"{kind}_{latency}", [])]
+        if rows:
+            out += [f"### `MARKET_LATENCY={latency}` (closed loop)", ""]
+            out += _load_table(rows, "broker, clients", lambda s: f"{s['_b']}, {s['concurrency']}")
+            out += [""]
+    return out
 
 
 def _errors(res: dict[str, Any]) -> list[str]:
@@ -509,6 +556,49 @@ def _pkg(res: dict[str, Any], proc: str, pkg: str) -> str:
         if x["function"] == pkg:
             return f"{x['share']:.0%}"
     return "n/a"
+
+
+def _telemetry(t: dict[str, Any]) -> list[str]:
+    """The cost of metrics and tracing (bench/telemetry_cost.py)."""
+    out = [
+        "## What seeing inside costs (issue 11)",
+        "",
+        f"The same fixed-rate load ({_f(t['rate'], 0)} orders/s, zero latency, one server and one worker process) "
+        f"with telemetry off, with metrics (each process serving /metrics, scraped every {t['scrape_every_s']:g} s) "
+        "and with metrics and tracing (OTLP/HTTP to a receiver in the load generator), rounds alternating the three. "
+        "CPU is the server's and the worker's, per order placed. "
+        f"Run {t.get('started', '?')} (`python -m bench --scenarios telemetry`), machine load average "
+        f"{_f((t.get('loadavg_before') or [0])[0])} before it: the machine was shared; compare rows of one run only.",
+        "",
+        "| telemetry | round | server cores | worker cores | CPU ms/order | e2e p50 ms | e2e p99 ms | confirmed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for mode, runs in t["runs"].items():
+        for r in runs:
+            c, e = r["cpu_cores"], r["e2e_ms"]
+            out.append(
+                f"| {mode} | {r['round']} | {_f(c.get('server'), 3)} | {_f(c.get('workers'), 3)} | "
+                f"{_f(r['engine_cpu_ms_per_order'], 2)} | {_f(e.get('p50'))} | {_f(e.get('p99'))} | {r['confirmed']} |"
+            )
+    means = {
+        mode: sum(r["engine_cpu_ms_per_order"] for r in runs) / len(runs) for mode, runs in t["runs"].items() if runs
+    }
+    if means.get("off"):
+        base = means["off"]
+        parts = [f"{mode} {v:.2f} ms ({100 * (v - base) / base:+.0f}%)" for mode, v in means.items()]
+        spreads = {
+            mode: max(r["engine_cpu_ms_per_order"] for r in runs) - min(r["engine_cpu_ms_per_order"] for r in runs)
+            for mode, runs in t["runs"].items()
+            if runs
+        }
+        spread = ", ".join(f"{mode} {v:.2f} ms" for mode, v in spreads.items())
+        out += [
+            "",
+            "Mean CPU per order: " + ", ".join(parts) + f"; {t['spans_received']} spans received. "
+            f"Spread between rounds of one mode: {spread}; a smaller difference is the machine, not the code.",
+            "",
+        ]
+    return out
 
 
 def _per_order_ms(c: dict[str, float], key: str, rate: float) -> str:

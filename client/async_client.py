@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
@@ -48,15 +48,18 @@ class AsyncOrderClient:
         api_key: str | None = None,
         tls: bool = False,
         ca_file: str | None = None,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         self.target = target
         self.deadline = deadline
         self.reconnect = reconnect or ReconnectPolicy()
         credentials = channel_credentials(tls, ca_file)
         if credentials is None:
-            self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+            self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors or None)
         else:
-            self.channel = grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
+            self.channel = grpc.aio.secure_channel(
+                target, credentials, options=CHANNEL_OPTIONS, interceptors=interceptors or None
+            )
         self._stub = pb_grpc.OrderServiceStub(self.channel)
         self._metadata = auth_metadata(api_key)
 

@@ -21,6 +21,8 @@ from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.auth import Authentication, Authenticator
 from server.decoding import RequestDecoding
 from server.errors import ErrorMapping, refusal_for
+from server.grpc_metrics import GrpcMetrics, watch_hub
+from server.grpc_tracing import GrpcTracing
 from server.rate_limit import OrderRateLimit
 from server.servicer import OrderService
 from server.watch import EventHub
@@ -28,6 +30,9 @@ from server.watch_limit import WatchStreamLimit, server_options
 from workers.account_store import AccountStore
 from workers.config import Settings
 from workers.runtime import Engine
+from workers.telemetry.metrics import OrderMetrics
+from workers.telemetry.otel import tracing_enabled
+from workers.telemetry.tracing import EventSpans
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +64,22 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     engine = await Engine.open(settings, pool_size=20, redis_timeout_s=2)
     hub = EventHub(settings.redis_url)
     await hub.start()
+    telemetry: list[grpc.aio.ServerInterceptor] = []  # type: ignore[type-arg]
+    if settings.serve_metrics_port:  # kept only by a server that serves them (`make bench` measures the cost)
+        engine.events.observe(OrderMetrics())
+        watch_hub(hub)
+        telemetry.append(GrpcMetrics())
+    if tracing_enabled():
+        engine.events.observe(EventSpans())
+        telemetry.append(GrpcTracing())
 
     authenticator = Authenticator(
         AccountStore(engine.store.pool), required=settings.auth_required, cache_seconds=settings.auth_cache_seconds
     )
-    # Authentication first: a refused call never reaches the servicer, nor the interceptors behind it.
+    # Authentication before the rest: a refused call never reaches the servicer, nor the interceptors behind it.
     server = grpc.aio.server(
         interceptors=[
+            *telemetry,  # outermost: refusals are counted and traced too
             Authentication(authenticator, SERVICE_NAME, refusal_for),
             RequestDecoding(),
             ErrorMapping(),

@@ -69,8 +69,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 # Leave nothing half-written: a stored order that no worker will hear of until the reconciler
                 # runs would execute after its client was told it failed.
                 await self.engine.store.forget_unstarted(order.id)
-                log.warning("order %s: not queued (%s), forgotten", order.id, exc)
-                raise QueueUnavailable(f"the order queue (Redis) is unavailable: {exc}") from exc
+                log.warning("order %s: not queued (%s), forgotten", order.id, exc, extra={"order_id": order.id})
+                broker = self.engine.queue.broker_name
+                raise QueueUnavailable(f"the order queue ({broker}) is unavailable: {exc}") from exc
         return pb.ExecuteOrderResponse(order_id=order.id)
 
     async def WatchOrder(

@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     redis_url: str | None = None
+    # The Dramatiq broker: redis://... (the default: REDIS_URL) or amqp://... (RabbitMQ). Redis stays what
+    # WatchOrder fan-out and event publishing use, whichever broker carries the messages.
+    broker_url: str | None = None
     database_url: str | None = None
     grpc_port: int = 50051
     http_port: int = 3000
@@ -57,13 +60,22 @@ class Settings(BaseSettings):
 
     worker_processes: int = Field(default=1, ge=1)
     worker_threads: int = Field(default=16, ge=1)
-    # The Redis broker requeues a dead worker's unacked messages after this long without a heartbeat.
+    # A dead worker's unacked messages are delivered again after this long without its heartbeat (Redis), or when
+    # its connection closes or misses heartbeats for this long (RabbitMQ).
     broker_heartbeat_timeout_ms: int = Field(default=15000, ge=1000)
     # A non-final order with no transition for this long is re-enqueued by the reconciler.
     reconcile_idle_seconds: float = Field(default=30.0, gt=0)
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     data_dir: str = ".data"
 
+    # Where each process kind serves Prometheus `/metrics`; 0 = neither kept nor served. `--processes N` gives the i-th
+    # process the port + i; `orderengine dev` picks 9400 (serve), 9399 (bridge) and 9410 (workers) when unset.
+    serve_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    bridge_metrics_port: int = Field(default=0, ge=0, le=65535)
+    log_format: Literal["text", "json"] = "text"
+    # The `/metrics` URLs (comma-separated) whose sum the bridge serves at /api/metrics for the page's charts.
+    metrics_targets: str = ""
     # WatchOrder streams one server process serves at once; past it a new one is refused (RESOURCE_EXHAUSTED).
     # BENCHMARKS.md gives the server's memory per 1,000 streams, to size it.
     watch_max_streams: int = Field(default=20_000, ge=1)

@@ -45,7 +45,9 @@ def bridge_config(
     cors_origins: list[str],
     host: str,
     port: int,
+    metrics_targets: list[str] | None = None,
     *,
+    metrics: bool = False,
     auth_required: bool = True,
     tls_cert_file: str | None = None,
     tls_key_file: str | None = None,
@@ -54,7 +56,13 @@ def bridge_config(
 ) -> uvicorn.Config:
     """uvicorn serving the bridge; TLS-only when a certificate and key are given."""
     app = create_app(
-        grpc_target, cors_origins, auth_required=auth_required, grpc_tls=grpc_tls, grpc_ca_file=grpc_ca_file
+        grpc_target,
+        cors_origins,
+        metrics_targets or [],
+        metrics=metrics,
+        auth_required=auth_required,
+        grpc_tls=grpc_tls,
+        grpc_ca_file=grpc_ca_file,
     )
     config = uvicorn.Config(
         app,
@@ -64,6 +72,7 @@ def bridge_config(
         ws_max_size=WS_MAX_MESSAGE_BYTES,
         timeout_graceful_shutdown=5,
         log_level="info",
+        log_config=None,  # uvicorn's lines go through the process's own handler (LOG_FORMAT)
         access_log=False,
         server_header=False,
         ssl_certfile=tls_cert_file,
@@ -73,13 +82,17 @@ def bridge_config(
     return config
 
 
-def settings_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
-    """The bridge as Settings describe it (AUTH, HTTP_TLS_*, GRPC_TARGET_TLS / GRPC_TARGET_CA_FILE)."""
+def settings_config(
+    settings: Settings, host: str, port: int, metrics_targets: list[str] | None = None
+) -> uvicorn.Config:
+    """The bridge as Settings describe it (AUTH, HTTP_TLS_*, GRPC_TARGET_TLS / GRPC_TARGET_CA_FILE, metrics)."""
     return bridge_config(
         settings.target,
         settings.cors_origin_list,
         host,
         port,
+        metrics_targets,
+        metrics=settings.bridge_metrics_port > 0,
         auth_required=settings.auth_required,
         tls_cert_file=settings.http_tls_cert_file,
         tls_key_file=settings.http_tls_key_file,
@@ -123,7 +136,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 async def serve_bridge(settings: Settings) -> None:
     """Serve the bridge on HTTP_HOST:HTTP_PORT for the gRPC service at settings.target until cancelled."""
-    config = settings_config(settings, settings.http_host, settings.http_port)
+    targets = [t.strip() for t in settings.metrics_targets.split(",") if t.strip()]
+    config = settings_config(settings, settings.http_host, settings.http_port, targets)
     scheme = "https" if settings.http_tls_cert_file else "http"
     log.info(
         "bridge on %s://%s:%d/ for gRPC %s (AUTH=%s)",

@@ -20,8 +20,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from client.credentials import Reason, Unauthenticated, bearer_token, query_token
 
 CLOSE_UNAUTHENTICATED = 4401
-# Only the API needs a key; the page, its assets and /health do not.
-GUARDED_PREFIXES = ("/api/", "/ws/")
+# The order API needs a key; the page, its assets, /health, /openapi.json and the system-wide /api/metrics of the
+# page's charts (no account's data) do not.
+GUARDED_PREFIXES = ("/api/orders", "/api/quote", "/ws/")
 _TOKEN_IN_TEXT = re.compile(r"(access_token=)[^&\s\"']*", re.IGNORECASE)
 
 
