@@ -94,6 +94,15 @@ class OrderService(pb_grpc.OrderServiceServicer):
             next_page_token=convert.page_token(page[-1]) if more else "",
         )
 
+    async def CancelOrder(
+        self,
+        request: pb.CancelOrderRequest,
+        context: grpc.aio.ServicerContext[pb.CancelOrderRequest, pb.CancelOrderResponse],
+    ) -> pb.CancelOrderResponse:
+        order_id = parse_order_id(request.order_id)
+        order = await self.engine.store.cancel(order_id, DEFAULT_OWNER)
+        return pb.CancelOrderResponse(order=convert.order(order))
+
     async def GetQuote(
         self,
         request: pb.GetQuoteRequest,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from workers.domain import OrderError, OrderStatus, OrderType
@@ -20,10 +21,20 @@ class NewOrder:
     amount_in: int
     slippage_bps: int
     idempotency_key: str | None = None
+    # Limit and sniper orders only: the worst price accepted (token_out per token_in) and when it stops waiting.
+    limit_price: Decimal | None = None
+    expires_at: datetime | None = None
+    # Resting orders only: the direction they wait on, by mint.
+    trigger_in: str | None = None
+    trigger_out: str | None = None
 
     def fingerprint(self) -> str:
         """What an idempotency key must match to return the same order."""
-        return f"{self.order_type}|{self.token_in}|{self.token_out}|{self.amount_in}|{self.slippage_bps}"
+        base = f"{self.order_type}|{self.token_in}|{self.token_out}|{self.amount_in}|{self.slippage_bps}"
+        if self.limit_price is None and self.expires_at is None:
+            return base  # as before resting orders, so stored market orders keep their fingerprints
+        expires = self.expires_at.isoformat() if self.expires_at else ""
+        return f"{base}|{self.limit_price or ''}|{expires}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,8 @@ class Order:
     executed_price: str | None = None
     amount_out: int | None = None
     error: OrderError | None = None
+    limit_price: Decimal | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

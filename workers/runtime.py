@@ -51,6 +51,9 @@ class Engine:
         redis = async_redis(settings.redis_url, socket_timeout=redis_timeout_s)
         events = EventSink(EventPublisher(redis))
         store = await OrderStore.open(settings.database_url, max_size=pool_size, sink=events)
+        queue = BrokerQueue(sender)
+        # Every committed pool move becomes one "pools moved" message for the trigger engine (workers/triggers.py).
+        events.on_pools_moved(queue.pools_moved_async)
         return cls(
             settings=settings,
             store=store,
@@ -62,7 +65,7 @@ class Engine:
                 failure_rate=settings.market_failure_rate,
                 seed=settings.market_seed,
             ),
-            queue=BrokerQueue(sender),
+            queue=queue,
             chain=ChainProfile.for_latency(settings.market_latency),
             _own_broker=sender if broker is None else None,
         )
