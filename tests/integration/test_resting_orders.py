@@ -30,13 +30,13 @@ def resting_stack(stores: Stores) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-async def rstub(resting_stack: Stack) -> AsyncIterator[pb_grpc.OrderServiceStub]:
+async def rstub(resting_stack: Stack) -> AsyncIterator[pb_grpc.OrderServiceAsyncStub]:
     async with grpc.aio.insecure_channel(resting_stack.grpc_target) as ch:
         yield pb_grpc.OrderServiceStub(ch)
 
 
 async def events_until(
-    stub: pb_grpc.OrderServiceStub, order_id: str, status: int, within: float = 30
+    stub: pb_grpc.OrderServiceAsyncStub, order_id: str, status: int, within: float = 30
 ) -> list[pb.OrderEvent]:
     """The order's events up to and including the first with `status` (the stream itself need not end)."""
 
@@ -46,7 +46,8 @@ async def events_until(
             seen.append(r.event)
             if r.event.status == status:
                 return seen
-        raise AssertionError(f"the stream ended without {pb.OrderStatus.Name(status)}: {statuses(seen)}")
+        name = pb.OrderStatus.Name(pb.OrderStatus.ValueType(status))
+        raise AssertionError(f"the stream ended without {name}: {statuses(seen)}")
 
     return await asyncio.wait_for(collect(), within)
 
@@ -57,12 +58,12 @@ def in_seconds(seconds: float) -> Timestamp:
     return ts
 
 
-async def price_now(stub: pb_grpc.OrderServiceStub, amount: str = "1") -> Decimal:
+async def price_now(stub: pb_grpc.OrderServiceAsyncStub, amount: str = "1") -> Decimal:
     quote = await stub.GetQuote(pb.GetQuoteRequest(token_in="SOL", token_out="USDC", amount=amount), timeout=10)
     return Decimal(quote.route.amount_out) / Decimal(amount)
 
 
-async def limit(stub: pb_grpc.OrderServiceStub, price: str | Decimal, amount: str = "1", **kw: object) -> str:
+async def limit(stub: pb_grpc.OrderServiceAsyncStub, price: str | Decimal, amount: str = "1", **kw: object) -> str:
     return await execute(stub, "SOL", "USDC", amount, order_type=pb.ORDER_TYPE_LIMIT, limit_price=str(price), **kw)
 
 
