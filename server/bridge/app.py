@@ -44,6 +44,7 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
         WebSocketRoute("/api/orders/execute", sockets.execute_and_watch),
         Route("/api/orders", http_api.list_orders, methods=["GET"]),
         Route("/api/orders/{orderId}", http_api.get_order, methods=["GET"]),
+        Route("/api/orders/{orderId}/cancel", http_api.cancel_order, methods=["POST"]),
         Route("/api/quote", http_api.get_quote, methods=["GET"]),
         WebSocketRoute("/ws/orders/{orderId}", sockets.watch_order),
         Route("/openapi.json", openapi.description, methods=["GET"]),

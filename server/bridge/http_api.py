@@ -66,9 +66,20 @@ async def execute_order(request: Request) -> Response:
     """POST /api/orders/execute -> {"orderId": ...}"""
     order = parse_order(load_json(await read_body(request)))
     order_id = await order_client(request).execute(
-        order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
+        order.token_in,
+        order.token_out,
+        order.amount,
+        order.slippage_bps,
+        order.idempotency_key,
+        **order.execute_kwargs(),
     )
     return JSONResponse({"orderId": order_id})
+
+
+async def cancel_order(request: Request) -> Response:
+    """POST /api/orders/{orderId}/cancel -> the order as it is now (409 once it executes or is final)"""
+    order = await order_client(request).cancel(request.path_params["orderId"])
+    return JSONResponse(order_json(order))
 
 
 async def get_order(request: Request) -> Response:

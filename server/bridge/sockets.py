@@ -171,7 +171,12 @@ async def execute_and_watch(ws: WebSocket) -> None:
             raise InputError(f"order message larger than {MAX_BODY_BYTES} bytes", status=413)
         order = parse_order(load_json(text))
         order_id = await _client(ws).execute(
-            order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
+            order.token_in,
+            order.token_out,
+            order.amount,
+            order.slippage_bps,
+            order.idempotency_key,
+            **order.execute_kwargs(),
         )
     except InputError as e:
         await _send_json(ws, e.body())
