@@ -23,11 +23,16 @@ from server.validation import (
 )
 from server.watch import EventHub, follow
 from workers.domain import DEFAULT_OWNER, PermanentFailure
+from workers.market import UnknownTokenError
+from workers.models import Order
 from workers.runtime import Engine
 from workers.store import OrderNotFound
 from workers.views import route_view
 
 log = logging.getLogger(__name__)
+
+# How often at most a request naming an unknown token makes this process re-read the launched tokens.
+TOKENS_MAX_AGE_S = 0.5
 
 
 class OrderService(pb_grpc.OrderServiceServicer):
@@ -40,7 +45,14 @@ class OrderService(pb_grpc.OrderServiceServicer):
         request: pb.ExecuteOrderRequest,
         context: grpc.aio.ServicerContext[pb.ExecuteOrderRequest, pb.ExecuteOrderResponse],
     ) -> pb.ExecuteOrderResponse:
-        new = parse_execute(request, owner_id=DEFAULT_OWNER)
+        try:
+            new = parse_execute(request, owner_id=DEFAULT_OWNER)
+        except InvalidArgument as exc:
+            if not exc.problem.startswith("unknown token"):
+                raise
+            # Perhaps a token launched since this process last looked: learn the new ones, then judge again.
+            await self.engine.venues.learn_tokens(max_age_s=TOKENS_MAX_AGE_S)
+            new = parse_execute(request, owner_id=DEFAULT_OWNER)
         order, pending = await self.engine.store.create_order(new)
         if pending is not None:
             try:
@@ -72,7 +84,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         order = await self.engine.store.get_order(order_id, DEFAULT_OWNER)
         if order is None:
             raise OrderNotFound(order_id)
-        return pb.GetOrderResponse(order=convert.order(order))
+        return pb.GetOrderResponse(order=(await self._orders([order]))[0])
 
     async def ListOrders(
         self,
@@ -90,7 +102,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         orders = await self.engine.store.list_orders(DEFAULT_OWNER, status=status, limit=limit + 1, before=before)
         page, more = orders[:limit], len(orders) > limit
         return pb.ListOrdersResponse(
-            orders=[convert.order(o) for o in page],
+            orders=await self._orders(page),
             next_page_token=convert.page_token(page[-1]) if more else "",
         )
 
@@ -101,7 +113,14 @@ class OrderService(pb_grpc.OrderServiceServicer):
     ) -> pb.CancelOrderResponse:
         order_id = parse_order_id(request.order_id)
         order = await self.engine.store.cancel(order_id, DEFAULT_OWNER)
-        return pb.CancelOrderResponse(order=convert.order(order))
+        return pb.CancelOrderResponse(order=(await self._orders([order]))[0])
+
+    async def _orders(self, orders: list[Order]) -> list[pb.Order]:
+        try:
+            return [convert.order(o) for o in orders]
+        except UnknownTokenError:  # a token launched since this process last looked
+            await self.engine.venues.learn_tokens(max_age_s=TOKENS_MAX_AGE_S)
+            return [convert.order(o) for o in orders]
 
     async def GetQuote(
         self,

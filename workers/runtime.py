@@ -9,6 +9,7 @@ one store pool, one async Redis client, one event path (`events`: metrics and tr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import dramatiq
 import redis.asyncio as aioredis
@@ -17,7 +18,9 @@ from workers.broker import build_broker
 from workers.chain import ChainProfile
 from workers.config import Settings
 from workers.events import EventSink
-from workers.market import genesis_pools
+from workers.market import Pool, Token, genesis_pools
+from workers.market.launch import launch_pool
+from workers.market.tokens import register_token
 from workers.publisher import EventPublisher
 from workers.queue import BrokerQueue, OrderQueue
 from workers.redis_client import async_redis
@@ -109,6 +112,8 @@ async def list_pools(settings: Settings) -> list[str]:
     assert settings.database_url
     store = await OrderStore.open(settings.database_url, min_size=1, max_size=1)
     try:
+        for token in await store.load_tokens():
+            register_token(token)
         pools = await store.load_pools()
     finally:
         await store.close()
@@ -122,3 +127,25 @@ async def list_pools(settings: Settings) -> list[str]:
             f"{pool.id:<28} {pool.dex:<8} {pair:<14} {float(pool.spot_price(pool.token_x)):>18.8g}  {reserves}"
         )
     return lines
+
+
+async def launch_token(settings: Settings, token: Token, paired: Token, price: Decimal, liquidity: Decimal) -> Pool:
+    """Lists `token` with a Raydium CPMM pool against `paired`; the trigger engine hears of it at once when Redis
+    is reachable (REDIS_URL), else at its reconciler's next sweep."""
+    pool = launch_pool(token, paired, price, liquidity)
+    assert settings.database_url
+    if settings.redis_url:
+        engine = await Engine.open(settings, pool_size=2)
+        try:
+            launched = await engine.store.launch(token, pool)
+        finally:
+            await engine.close()
+    else:
+        store = await OrderStore.open(settings.database_url, min_size=1, max_size=1)
+        try:
+            launched = await store.launch(token, pool)
+        finally:
+            await store.close()
+    if not launched:
+        raise ValueError(f"{token.symbol} ({token.mint}) is listed already")
+    return pool

@@ -33,6 +33,7 @@ from workers.domain import (
 from workers.events import EventSink
 from workers.market.codec import pool_from_json
 from workers.market.pool import Pool
+from workers.market.tokens import Token
 from workers.models import EventDetails, NewOrder, Order, OrderEvent
 
 
@@ -498,6 +499,31 @@ class OrderStore:
                 )
                 created += cur.rowcount
             return created
+
+    async def launch(self, token: Token, pool: Pool) -> bool:
+        """Lists `token` and opens its pool in one transaction, then tells the trigger engine (snipers wait on it).
+        False, changing nothing, when the token or the pool exists already."""
+        async with self._conn() as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO tokens (mint, symbol, decimals) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (token.mint, token.symbol, token.decimals),
+            )
+            if cur.rowcount != 1:
+                return False
+            cur = await conn.execute(
+                "INSERT INTO pools (id, dex, state) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (pool.id, pool.dex, Jsonb(pool.to_json())),
+            )
+            if cur.rowcount != 1:
+                raise StoreUnavailable(f"pool {pool.id} exists already")  # rolls the token back too
+        await self._sink.pools_moved([pool.id])
+        return True
+
+    async def load_tokens(self) -> list[Token]:
+        """The tokens listed after genesis."""
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT symbol, mint, decimals FROM tokens ORDER BY listed_at")
+            return [Token(r[0], r[1], r[2]) for r in await cur.fetchall()]
 
     async def load_pools(self) -> dict[str, Pool]:
         async with self._conn() as conn:
