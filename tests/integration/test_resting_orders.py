@@ -36,15 +36,15 @@ async def rstub(resting_stack: Stack) -> AsyncIterator[pb_grpc.OrderServiceAsync
 
 
 async def events_until(
-    stub: pb_grpc.OrderServiceAsyncStub, order_id: str, status: int, within: float = 30
+    stub: pb_grpc.OrderServiceAsyncStub, order_id: str, status: int, within: float = 30, after_seq: int = 0
 ) -> list[pb.OrderEvent]:
-    """The order's events up to and including the first with `status` (the stream itself need not end)."""
+    """The order's events up to and including the first with `status` past `after_seq` (the stream need not end)."""
 
     async def collect() -> list[pb.OrderEvent]:
         seen: list[pb.OrderEvent] = []
         async for r in stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id)):
             seen.append(r.event)
-            if r.event.status == status:
+            if r.event.status == status and r.event.seq > after_seq:
                 return seen
         name = pb.OrderStatus.Name(pb.OrderStatus.ValueType(status))
         raise AssertionError(f"the stream ended without {name}: {statuses(seen)}")
