@@ -125,6 +125,7 @@ def execute_request(
     amount: str | Decimal | int,
     slippage_bps: int,
     idempotency_key: str,
+    max_price_impact_bps: int = 0,
     *,
     order_type: str | pb.OrderType.ValueType | None = None,
     limit_price: str | Decimal | int = "",
@@ -141,6 +142,7 @@ def execute_request(
         # None leaves it UNSPECIFIED: the service's default, a market order.
         order_type=order_type or pb.ORDER_TYPE_UNSPECIFIED,
         limit_price=amount_text(limit_price) if limit_price != "" else "",
+        max_price_impact_bps=max_price_impact_bps,
     )
     if expires_at is not None:
         request.expires_at.FromDatetime(expires_at)

@@ -84,18 +84,22 @@ class OrderClient:
         order_type: str | pb.OrderType.ValueType | None = None,
         limit_price: str | Decimal | int = "",
         expires_at: datetime | None = None,
+        max_price_impact_bps: int = 0,
         deadline: float | None = None,
     ) -> str:
         """Place an order (`amount` of `token_in` in whole tokens); returns its id once it is stored.
 
         A market order by default; `order_type="limit"` needs `limit_price` (token_out per token_in), and a limit
-        or sniper order may carry `expires_at`."""
+        or sniper order may carry `expires_at`. `max_price_impact_bps` bounds how far the order itself may move the
+        price (0: the service's default, 1000 bps); past it the order is refused (FAILED_PRECONDITION,
+        PRICE_IMPACT_TOO_HIGH)."""
         request = execute_request(
             token_in,
             token_out,
             amount,
             slippage_bps,
             idempotency_key,
+            max_price_impact_bps,
             order_type=order_type,
             limit_price=limit_price,
             expires_at=expires_at,

@@ -12,9 +12,11 @@ from orderengine.v1 import order_service_pb2 as pb
 from server.convert import ORDER_TYPE_FROM_PB, STATUS_FROM_PB
 from workers.domain import (
     ACCEPTED_ORDER_TYPES,
+    DEFAULT_MAX_PRICE_IMPACT_BPS,
     DEFAULT_ORDER_TYPE,
     DEFAULT_OWNER,
     DEFAULT_SLIPPAGE_BPS,
+    MAX_PRICE_IMPACT_BPS,
     MAX_SLIPPAGE_BPS,
     RESTING_ORDER_TYPES,
     OrderStatus,
@@ -29,8 +31,6 @@ MAX_IDEMPOTENCY_KEY = 128
 MAX_TOKEN_CHARS = 64
 # 19 integer digits, a point and 9 decimals, with room for leading and trailing zeros.
 MAX_AMOUNT_CHARS = 64
-# Amounts are stored as PostgreSQL bigint base units.
-MAX_BASE_UNITS = 2**63 - 1
 # Prices are stored as PostgreSQL numeric; a limit finer than this is no price anyone quotes.
 MAX_PRICE_DECIMALS = 18
 MAX_PRICE_INTEGER_DIGITS = 20
@@ -78,8 +78,6 @@ def parse_amount(text: str, token: Token, field: str = "amount") -> int:
         raise InvalidArgument(field, str(exc)) from None
     if units <= 0:
         raise InvalidArgument(field, f"must be greater than zero, got {text!r}")
-    if units > MAX_BASE_UNITS:
-        raise InvalidArgument(field, f"{text} {token.symbol} is larger than any supply of the token")
     return units
 
 
@@ -87,6 +85,12 @@ def parse_slippage(bps: int, field: str = "slippage_bps") -> int:
     if bps > MAX_SLIPPAGE_BPS:
         raise InvalidArgument(field, f"must be at most {MAX_SLIPPAGE_BPS} (50%), got {bps}")
     return bps or DEFAULT_SLIPPAGE_BPS
+
+
+def parse_max_price_impact(bps: int, field: str = "max_price_impact_bps") -> int:
+    if bps > MAX_PRICE_IMPACT_BPS:
+        raise InvalidArgument(field, f"must be at most {MAX_PRICE_IMPACT_BPS} (100%), got {bps}")
+    return bps or DEFAULT_MAX_PRICE_IMPACT_BPS
 
 
 def parse_pair(token_in: str, token_out: str) -> tuple[Token, Token]:
@@ -175,6 +179,7 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
         limit_price = parse_limit_price(req.limit_price)
     expires_at = parse_expires_at(req)
     slippage = parse_slippage(req.slippage_bps)
+    max_impact = parse_max_price_impact(req.max_price_impact_bps)
     if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidArgument(
             "idempotency_key",
@@ -190,6 +195,7 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
         amount_in=amount_in,
         slippage_bps=slippage,
         idempotency_key=req.idempotency_key or None,
+        max_price_impact_bps=max_impact,
         limit_price=limit_price,
         expires_at=expires_at,
         trigger_in=tin.mint if order_type in RESTING_ORDER_TYPES else None,

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from workers.domain import OrderError, OrderStatus, OrderType
+from workers.domain import DEFAULT_MAX_PRICE_IMPACT_BPS, OrderError, OrderStatus, OrderType
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,7 @@ class NewOrder:
     amount_in: int
     slippage_bps: int
     idempotency_key: str | None = None
+    max_price_impact_bps: int = DEFAULT_MAX_PRICE_IMPACT_BPS
     # Limit and sniper orders only: the worst price accepted (token_out per token_in) and when it stops waiting.
     limit_price: Decimal | None = None
     expires_at: datetime | None = None
@@ -30,11 +31,15 @@ class NewOrder:
 
     def fingerprint(self) -> str:
         """What an idempotency key must match to return the same order."""
-        base = f"{self.order_type}|{self.token_in}|{self.token_out}|{self.amount_in}|{self.slippage_bps}"
-        if self.limit_price is None and self.expires_at is None:
-            return base  # as before resting orders, so stored market orders keep their fingerprints
-        expires = self.expires_at.isoformat() if self.expires_at else ""
-        return f"{base}|{self.limit_price or ''}|{expires}"
+        text = f"{self.order_type}|{self.token_in}|{self.token_out}|{self.amount_in}|{self.slippage_bps}"
+        # Orders stored before the limit existed have the default, and their fingerprints stay as they were.
+        if self.max_price_impact_bps != DEFAULT_MAX_PRICE_IMPACT_BPS:
+            text += f"|impact<={self.max_price_impact_bps}"
+        # Likewise market orders, which have neither a limit price nor an expiry.
+        if self.limit_price is not None or self.expires_at is not None:
+            expires = self.expires_at.isoformat() if self.expires_at else ""
+            text += f"|limit={self.limit_price or ''}|expires={expires}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +63,17 @@ class Order:
     executed_price: str | None = None
     amount_out: int | None = None
     error: OrderError | None = None
+    max_price_impact_bps: int = DEFAULT_MAX_PRICE_IMPACT_BPS
     limit_price: Decimal | None = None
     expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedVenue:
+    """A venue an attempt routed without, and why."""
+
+    dex: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +87,7 @@ class EventDetails:
     executed_price: str | None = None
     amount_out: str | None = None
     error: OrderError | None = None
+    skipped_venues: tuple[SkippedVenue, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -90,6 +105,8 @@ class EventDetails:
             d["amount_out"] = self.amount_out
         if self.error is not None:
             d["error"] = self.error.to_json()
+        if self.skipped_venues:
+            d["skipped_venues"] = [{"dex": v.dex, "reason": v.reason} for v in self.skipped_venues]
         return d
 
     @classmethod
@@ -102,6 +119,7 @@ class EventDetails:
             executed_price=d.get("executed_price"),
             amount_out=d.get("amount_out"),
             error=OrderError.from_json(d["error"]) if d.get("error") else None,
+            skipped_venues=tuple(SkippedVenue(v["dex"], v["reason"]) for v in d.get("skipped_venues", ())),
         )
 
 

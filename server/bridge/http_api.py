@@ -71,6 +71,7 @@ async def execute_order(request: Request) -> Response:
         order.amount,
         order.slippage_bps,
         order.idempotency_key,
+        max_price_impact_bps=order.max_price_impact_bps,
         **order.execute_kwargs(),
     )
     return JSONResponse({"orderId": order_id})

@@ -70,12 +70,13 @@ class OrderInput:
     amount: str
     slippage_bps: int = 0
     idempotency_key: str = ""
+    max_price_impact_bps: int = 0
     order_type: str | None = None
     limit_price: str = ""
     expires_at: datetime | None = None
 
     def execute_kwargs(self) -> dict[str, Any]:
-        """The client's `execute` arguments beyond the positional five."""
+        """The client's `execute` arguments for the order's type."""
         return {"order_type": self.order_type, "limit_price": self.limit_price, "expires_at": self.expires_at}
 
 
@@ -213,7 +214,8 @@ def rfc3339(value: Any, field: str) -> datetime | None:
 
 def parse_order(obj: Any) -> OrderInput:
     """`{"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps"?: 50, "idempotencyKey"?: "k",
-    "orderType"?: "market" | "limit" | "sniper", "limitPrice"?: "150.5", "expiresAt"?: "2026-01-01T12:00:00Z"}`."""
+    "maxPriceImpactBps"?: 1000, "orderType"?: "market" | "limit" | "sniper", "limitPrice"?: "150.5",
+    "expiresAt"?: "2026-01-01T12:00:00Z"}`."""
     if not isinstance(obj, dict):
         raise InputError("the body must be a JSON object")
     key = obj.get("idempotencyKey")
@@ -229,6 +231,7 @@ def parse_order(obj: Any) -> OrderInput:
         amount=amount_text(obj.get("amount")),
         slippage_bps=_bps(obj.get("slippageBps"), "slippageBps"),
         idempotency_key=key or "",
+        max_price_impact_bps=_bps(obj.get("maxPriceImpactBps"), "maxPriceImpactBps"),
     )
 
 
