@@ -91,8 +91,10 @@ async def test_a_thousand_cancel_vs_trigger_races_each_end_in_exactly_one_story(
                 cancelled, fired = await asyncio.gather(cancel(), triggers.fire(engine, order))
             else:
                 fired, cancelled = await asyncio.gather(triggers.fire(engine, order), cancel())
-            assert cancelled != fired, f"{order_id}: cancel {cancelled}, trigger {fired}"
-            won[order_id] = "cancel" if cancelled else "trigger"
+            assert cancelled or fired, f"{order_id}: neither the cancel nor the trigger moved it"
+            # Both, when the worker reopened the fired order (its limit is out of reach) before the cancel came:
+            # then the cancel ends the second wait, and the history shows the trigger, the reopen and the cancel.
+            won[order_id] = "both" if cancelled and fired else "cancel" if cancelled else "trigger"
 
         for start in range(0, RACES, BATCH):
             await asyncio.gather(*(race(i) for i in ids[start : start + BATCH]))
@@ -112,7 +114,7 @@ async def test_a_thousand_cancel_vs_trigger_races_each_end_in_exactly_one_story(
                 seen = statuses(history)
                 if won[order_id] == "cancel":
                     assert seen == [pb.ORDER_STATUS_PENDING, pb.ORDER_STATUS_OPEN, pb.ORDER_STATUS_CANCELLED]
-                else:
+                else:  # the trigger won; the order came back to open and was cancelled there
                     assert seen == [
                         pb.ORDER_STATUS_PENDING,
                         pb.ORDER_STATUS_OPEN,
@@ -121,12 +123,14 @@ async def test_a_thousand_cancel_vs_trigger_races_each_end_in_exactly_one_story(
                         pb.ORDER_STATUS_CANCELLED,
                     ], seen
         wins = sum(1 for w in won.values() if w == "cancel")
+        reopened_first = sum(1 for w in won.values() if w == "both")
         assert 0 < wins < RACES, "both sides must win some races for the test to mean anything"
         FIGURES["cancel vs trigger races"] = {
             "races": RACES,
-            "cancel won": wins,
-            "trigger won": RACES - wins,
-            "both or neither": 0,
+            "cancel won (open -> cancelled)": wins,
+            "trigger won (open -> routing)": RACES - wins,
+            "of which reopened before the cancel came": reopened_first,
+            "two outcomes from one open": 0,
         }
     finally:
         await engine.close()
