@@ -18,6 +18,7 @@ what a lost message left behind and sweeps every direction now and then for a lo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ from workers.models import Order
 from workers.runtime import Engine
 
 log = logging.getLogger(__name__)
+
+FIRE_CONCURRENCY = 8
 
 
 def reachable(order: Order, pools: Mapping[str, Pool]) -> bool:
@@ -60,10 +63,16 @@ async def on_pools_moved(engine: Engine, pool_ids: Sequence[str] | None) -> int:
         (tin.mint, tout.mint, bound)
         for tin, tout, bound in direction_bounds(list(pools.values()), None if pool_ids is None else set(pool_ids))
     ]
-    fired = 0
-    for order in await engine.store.reachable_candidates(bounds):
-        if reachable(order, pools) and await fire(engine, order):
-            fired += 1
+    due = [order for order in await engine.store.reachable_candidates(bounds) if reachable(order, pools)]
+    # Fired a few at a time: each is a round trip to PostgreSQL and one to the broker, and a launch may make
+    # hundreds of snipers due at once; the store's pool bounds how many run together anyway.
+    gate = asyncio.Semaphore(FIRE_CONCURRENCY)
+
+    async def fire_one(order: Order) -> bool:
+        async with gate:
+            return await fire(engine, order)
+
+    fired = sum(await asyncio.gather(*(fire_one(order) for order in due)))
     if fired:
         log.info(
             "trigger: %d resting orders fired after %s moved", fired, "every pool" if pool_ids is None else pool_ids
