@@ -411,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the genesis market of this MARKET_SEED (default MARKET_SEED or 42)",
     )
     launch = market_commands.add_parser("launch", help="list a new token and open a Raydium CPMM pool for it")
-    launch.add_argument("symbol")
+    launch.add_argument("symbol", help="the new token's symbol, e.g. PEPE (1-10 letters or digits)")
     launch.add_argument("--mint", required=True, help="the token's mint address (base58)")
     launch.add_argument("--decimals", type=int, choices=range(13), default=6, metavar="N", help="0..12 (6)")
     launch.add_argument("--paired-with", default="SOL", metavar="TOKEN", help="the pool's other token (SOL)")
