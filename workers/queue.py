@@ -14,6 +14,8 @@ enqueues cannot starve the loop's default executor. BENCHMARKS.md measures what 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -78,7 +80,9 @@ class BrokerQueue:
         self._broker.enqueue(message_for(order_id), delay=delay_ms if delay_ms > 0 else None)
 
     async def enqueue_async(self, order_id: str, delay_ms: int = 0) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.enqueue, order_id, delay_ms)
+        # In the caller's context (as asyncio.to_thread does): middleware reads the current trace from it.
+        send = functools.partial(contextvars.copy_context().run, self.enqueue, order_id, delay_ms)
+        await asyncio.get_running_loop().run_in_executor(self._executor, send)
 
     async def pools_moved_async(self, pool_ids: Sequence[str] | None) -> None:
         await self._send_async(pools_moved_message(pool_ids), 0)
