@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     market_seed: int = 42
     # Under `realistic` latency, a small seeded swap on one pool this often keeps an idle market alive; 0 = off.
     market_drift_seconds: float = Field(default=5.0, ge=0.0)
+    # Under `realistic` latency, the market lists a new token with a Raydium pool this often; 0 = off.
+    market_launch_seconds: float = Field(default=300.0, ge=0.0)
 
     retry_max_attempts: int = Field(default=3, ge=1)
     retry_min_backoff_ms: int = Field(default=1000, ge=0)

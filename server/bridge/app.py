@@ -53,6 +53,7 @@ def create_app(
         WebSocketRoute("/api/orders/execute", sockets.execute_and_watch),
         Route("/api/orders", http_api.list_orders, methods=["GET"]),
         Route("/api/orders/{orderId}", http_api.get_order, methods=["GET"]),
+        Route("/api/orders/{orderId}/cancel", http_api.cancel_order, methods=["POST"]),
         Route("/api/quote", http_api.get_quote, methods=["GET"]),
         Route("/api/metrics", live_metrics.live_metrics, methods=["GET"]),
         WebSocketRoute("/ws/orders/{orderId}", sockets.watch_order),

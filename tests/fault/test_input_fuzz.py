@@ -39,6 +39,7 @@ requests = st.builds(
     slippage_bps=st.one_of(st.integers(min_value=0, max_value=6000), st.integers(min_value=0, max_value=2**32 - 1)),
     idempotency_key=keys,
     order_type=st.one_of(st.sampled_from([0, 1]), st.integers(min_value=0, max_value=9)),
+    limit_price=st.one_of(st.just(""), plausible_amounts, junk_amounts),
 )
 
 RESULTS: dict[str, int] = {"ok": 0, "invalid": 0}
@@ -71,7 +72,15 @@ def test_fuzzed_execute_order(
     except grpc.RpcError as exc:
         assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (exc.code(), exc.details(), req)
         field = (exc.details() or "").split(":", 1)[0]
-        assert field in {"token_in", "token_out", "amount", "slippage_bps", "idempotency_key", "order_type"}
+        assert field in {
+            "token_in",
+            "token_out",
+            "amount",
+            "slippage_bps",
+            "idempotency_key",
+            "order_type",
+            "limit_price",
+        }
         assert count_rows(fuzz_stack.database_url, "orders") == before
         RESULTS["invalid"] += 1
     else:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -59,14 +60,21 @@ def dev_env(data: Path, grpc_port: int, http_port: int) -> dict[str, str]:
 
 
 def read_until(proc: subprocess.Popen[str], text: str, output: list[str], within: float = 90) -> None:
-    """Reads the process's output lines until one contains `text` (fails if it exits or time runs out)."""
+    """Reads the process's output lines until one contains `text` (fails if it exits or time runs out).
+
+    The lines are read on a thread: `select` on a buffered pipe misses lines already in Python's buffer (the banner
+    starts with an empty line, so its text arrived with that line and sat unseen behind a readline)."""
     assert proc.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in proc.stdout or ()] + [lines.put("")], daemon=True
+    ).start()
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
-        if not ready:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
             break
-        line = proc.stdout.readline()
         if not line:
             pytest.fail(f"orderengine dev exited ({proc.wait()}) before saying {text!r}:\n{''.join(output)}")
         output.append(line)

@@ -149,3 +149,24 @@ async def test_timeline_resumes_with_from_seq_after_the_socket_drops(
         await page.fill("#amount", "10")
         await page.wait_for_selector('#quote[data-state=ok][data-amount="10"]')
         await page.screenshot(path=target)
+
+
+async def test_a_limit_order_rests_shows_in_open_orders_and_cancels(browser: Browser, bridge: BridgeThread) -> None:
+    errors: list[str] = []
+    page = await open_page(browser, bridge.http, errors)
+    await page.click('#order-type button[data-type="limit"]')
+    assert (await page.locator("#ticket-title").inner_text()).lower() == "limit order"  # CSS upper-cases it
+    await page.fill("#limit-price", "1000000")
+    await page.select_option("#expires", "1h")
+    order_id = await place(page, "SOL", "USDC", "0.5")
+    card = page.locator(f'.timeline[data-order-id="{order_id}"]')
+    await card.and_(page.locator('[data-status="open"]')).wait_for(timeout=STAGE_TIMEOUT_MS)
+
+    await page.click('#status-filter button[data-status="open"]')
+    row = page.locator(f'#orders tr[data-order-id="{order_id}"][data-status="open"]')
+    await row.wait_for(timeout=STAGE_TIMEOUT_MS)
+    assert "limit @ 1000000" in (await row.locator("td.type").inner_text()).replace(",", "")
+    await row.locator("button.cancel").click()
+    await card.and_(page.locator('[data-status="cancelled"]')).wait_for(timeout=STAGE_TIMEOUT_MS)
+    assert [s.lower() for s in await card.locator("tr.ev .badge").all_inner_texts()] == ["pending", "open", "cancelled"]
+    assert errors == []

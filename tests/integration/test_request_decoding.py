@@ -38,6 +38,9 @@ class Scripted(pb_grpc.OrderServiceServicer):
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "NO_ROUTE: no pool")
         raise AssertionError("unreachable")
 
+    async def CancelOrder(self, request: pb.CancelOrderRequest, context: Any) -> pb.CancelOrderResponse:
+        return pb.CancelOrderResponse(order=pb.Order(order_id=request.order_id))
+
     async def WatchOrder(self, request: pb.WatchOrderRequest, context: Any) -> AsyncIterator[pb.WatchOrderResponse]:
         yield pb.WatchOrderResponse(event=pb.OrderEvent(order_id=request.order_id, seq=1))
         await context.abort(grpc.StatusCode.UNAVAILABLE, "shutting down; resume with from_seq=1")
@@ -77,6 +80,7 @@ def bug_records(caplog: pytest.LogCaptureFixture) -> list[str]:
     [
         ("/orderengine.v1.OrderService/ExecuteOrder", False, "orderengine.v1.ExecuteOrderRequest"),
         ("/orderengine.v1.OrderService/WatchOrder", True, "orderengine.v1.WatchOrderRequest"),
+        ("/orderengine.v1.OrderService/CancelOrder", False, "orderengine.v1.CancelOrderRequest"),
         ("/grpc.health.v1.Health/Check", False, "grpc.health.v1.HealthCheckRequest"),
         ("/grpc.health.v1.Health/Watch", True, "grpc.health.v1.HealthCheckRequest"),
     ],
