@@ -66,9 +66,14 @@ def read_until(proc: subprocess.Popen[str], text: str, output: list[str], within
     starts with an empty line, so its text arrived with that line and sat unseen behind a readline)."""
     assert proc.stdout is not None
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(
-        target=lambda: [lines.put(line) for line in proc.stdout or ()] + [lines.put("")], daemon=True
-    ).start()
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+        lines.put("")  # end of output: the process exited
+
+    threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + within
     while (left := deadline - time.monotonic()) > 0:
         try:
