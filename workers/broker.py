@@ -49,6 +49,7 @@ def build_broker(settings: Settings, *, worker_middleware: list[dramatiq.Middlew
         middleware=middleware,
         namespace="orderengine",
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+        maintenance_chance=settings.broker_maintenance_chance,
         # Messages of orders that failed for good; the order's own history is in PostgreSQL.
         dead_message_ttl=3_600_000,
     )
