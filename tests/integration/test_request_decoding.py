@@ -98,6 +98,16 @@ async def test_a_decodable_request_reaches_the_servicer(target: str) -> None:
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
+async def test_a_streaming_handler_that_writes_with_context_write_still_streams(target: str) -> None:
+    # grpc_health's Watch is a coroutine that calls context.write, not an async generator; the decoding wrapper
+    # once iterated it and every health Watch failed UNKNOWN, so no balancer could follow a drain.
+    async with grpc.aio.insecure_channel(target) as channel:
+        call = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        first = await call.read()
+        call.cancel()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+
+
 async def test_an_abort_is_a_status_not_a_logged_bug(target: str, caplog: pytest.LogCaptureFixture) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = pb_grpc.OrderServiceStub(channel)
