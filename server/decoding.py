@@ -132,7 +132,7 @@ def decoding_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethod
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            _unary_stream(handler.unary_stream, decode),  # type: ignore[arg-type]
+            _unary_stream(handler.unary_stream, decode),
             request_deserializer=None,
             response_serializer=serialize,
         )

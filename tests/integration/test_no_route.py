@@ -31,12 +31,12 @@ def delisted(stores: Stores) -> Iterator[Stack]:
 
 
 @pytest.fixture
-async def stub(delisted: Stack) -> AsyncIterator[pb_grpc.OrderServiceStub]:
+async def stub(delisted: Stack) -> AsyncIterator[pb_grpc.OrderServiceAsyncStub]:
     async with grpc.aio.insecure_channel(delisted.grpc_target) as ch:
         yield pb_grpc.OrderServiceStub(ch)
 
 
-async def test_an_unroutable_order_fails_no_route_once(delisted: Stack, stub: pb_grpc.OrderServiceStub) -> None:
+async def test_an_unroutable_order_fails_no_route_once(delisted: Stack, stub: pb_grpc.OrderServiceAsyncStub) -> None:
     market_before = pool_states(delisted.database_url)
     assert DELISTED not in market_before
 
