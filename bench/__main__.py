@@ -79,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     parser.add_argument("--report", type=Path, default=REPORT, help="the Markdown report to regenerate")
     parser.add_argument("--render-only", action="store_true", help="regenerate the report from --output and exit")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the measured scenarios' results in --output (the report says when each was measured)",
+    )
     args = parser.parse_args(argv)
 
     if args.render_only:
@@ -134,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["machine_busy_cores_avg"] = round((machine_busy_seconds() - busy0) / elapsed, 2)
     meta["machine"]["loadavg_after"] = list(os.getloadavg())
     data = {"meta": meta, "results": results}
+    if args.merge and args.output.exists():
+        data = json.loads(args.output.read_text())
+        data["results"].update({k: v for k, v in results.items() if k != "elapsed_s"})
+        data["meta"].setdefault("merged", []).append({k: meta[k] for k in ("started", "command", "git", "machine")})
+        data["meta"]["merged"][-1]["machine_busy_cores_avg"] = meta["machine_busy_cores_avg"]
     if args.no_write:
         print(json.dumps(data, indent=2))
         return 0
