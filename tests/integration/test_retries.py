@@ -151,7 +151,7 @@ def backoff_stack(stores: Stores) -> Iterator[Stack]:
 async def test_each_retry_waits_its_backoff_after_the_failure(backoff_stack: Stack) -> None:
     async with grpc.aio.insecure_channel(backoff_stack.grpc_target) as ch:
         stub = pb_grpc.OrderServiceStub(ch)
-        placed = await find_orders(stub, lambda o: len(o) == MAX_ATTEMPTS)
+        placed = await find_orders(stub, lambda _order_id, o: len(o) == MAX_ATTEMPTS)
         order_id, outcome = placed[-1]
         events = await watch_all(stub, order_id)
     check_history(events, outcome)
