@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "profile")
+SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "profile", "telemetry")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,10 @@ class Plan:
     bridge_realistic_ramp: Ramp = Ramp((600,), warmup=4, duration=8, drain=8)
     profile_seconds: float = 10
     profile_concurrency: int = 128
+    # Telemetry off / metrics / metrics + tracing, alternated for `telemetry_rounds` rounds at a fixed rate.
+    telemetry_rate: float = 50
+    telemetry_rounds: int = 2
+    telemetry_duration: float = 10
     growth: float = 1.05  # a step must beat the best so far by 5% for the ramp to go on
     notes: list[str] = field(default_factory=list)
 
@@ -79,4 +83,6 @@ QUICK = Plan(
     bridge_rates=(),
     bridge_realistic_ramp=Ramp((), warmup=0, duration=0, drain=0),
     profile_seconds=6,
+    telemetry_rounds=1,
+    telemetry_duration=6,
 )
