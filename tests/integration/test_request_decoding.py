@@ -16,6 +16,8 @@ from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.decoding import RequestDecoding, UndecodableRequest, strict
 from server.errors import ErrorMapping
+from server.grpc_metrics import GrpcMetrics
+from server.grpc_tracing import GrpcTracing
 
 NOT_A_MESSAGE = b"\xff\xff\xff"  # a truncated varint tag: no message of any type
 BAD_UTF8 = b"\x0a\x03\xed\xa0\x80"  # field 1 (a string in every request here) holding a lone surrogate
@@ -142,3 +144,19 @@ def test_strict_names_the_message_and_the_reason() -> None:
         str(err.value)
         == "the request is not a valid orderengine.v1.GetOrderRequest message: String field had bad UTF-8"
     )
+
+
+async def test_health_watch_streams_through_every_interceptor_the_server_can_install() -> None:
+    # The telemetry interceptors wrap streams too (when metrics or tracing is on); each must await such handlers.
+    server = grpc.aio.server(interceptors=[GrpcMetrics(), GrpcTracing(), RequestDecoding(), ErrorMapping()])
+    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+            first = await call.read()
+            call.cancel()
+    finally:
+        await server.stop(None)
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
