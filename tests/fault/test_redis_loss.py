@@ -57,7 +57,7 @@ async def test_redis_restarted_empty_mid_run(fault_stores: Stores) -> None:
             "confirmed": check.confirmed,
             "lost": check.non_final,
             "re-driven by the reconciler": nudged,
-            "replayed from genesis = stored pools": check.exactly_once.replayed,
+            "replayed from genesis = stored pools": check.replayed,
             "all final after loss (s)": round(recovered_s, 1),
         }
     finally:
@@ -117,7 +117,7 @@ async def test_redis_down_refuses_new_orders_then_recovers(fault_stores: Stores)
             "slowest refusal (s)": round(slowest, 2),
             "half-written orders": half_written,
             "lost": check.non_final,
-            "replayed from genesis = stored pools": check.exactly_once.replayed,
+            "replayed from genesis = stored pools": check.replayed,
             "all final after Redis returned (s)": round(all_final_s, 1),
         }
     finally:

@@ -69,7 +69,7 @@ async def test_sigkill_worker_with_orders_in_flight(fault_stores: Stores, mechan
             "confirmed": check.confirmed,
             "lost": check.non_final,
             "re-driven by the reconciler": nudged,
-            "replayed from genesis = stored pools": check.exactly_once.replayed,
+            "replayed from genesis = stored pools": check.replayed,
             "all final after kill (s)": round(recovered_s, 1),
         }
     finally:
