@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -85,8 +86,11 @@ class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
+            # A streaming handler may be a coroutine that sends with `context.write` (grpc_health's Watch is).
+            stream = handler.unary_stream
+            wrap = _wrap_unary if inspect.iscoroutinefunction(stream) else _wrap_stream
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),  # type: ignore[arg-type]
+                wrap(stream),  # type: ignore[arg-type]
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

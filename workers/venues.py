@@ -63,6 +63,8 @@ class Venues:
     async def pools(self) -> dict[str, Pool]:
         """The pools as settled now: one cheap query for their versions, then only the changed ones are read."""
         versions = await self._store.pool_versions()
+        for gone in self._pools.keys() - versions.keys():  # a pool taken off the market trades no more
+            del self._pools[gone], self._versions[gone]
         stale = [pid for pid, v in versions.items() if self._versions.get(pid) != v]
         if any(pid not in self._pools for pid in stale):
             await self.learn_tokens()  # a new pool may be a launch: its token must be known to read it

@@ -32,9 +32,10 @@ def _need_chromium() -> None:
     if Path(CHROMIUM).exists():
         return
     message = f"Chromium not found at {CHROMIUM}: install Debian's package (apt-get install -y chromium)"
-    if os.environ.get("CI"):
-        pytest.fail(message)  # CI must run the browser tests, never skip them silently
-    pytest.skip(message)
+    if os.environ.get("SKIP_BROWSER_TESTS") == "1":
+        pytest.skip(f"{message}; skipped because SKIP_BROWSER_TESTS=1")
+    # A missing browser is a broken setup, not a passing suite: only an explicit opt-out skips these tests.
+    pytest.fail(f"{message}, or set SKIP_BROWSER_TESTS=1 to skip the browser tests on purpose")
 
 
 @pytest.fixture(scope="module")
