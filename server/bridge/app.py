@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from client.async_client import AsyncOrderClient
 from client.options import ReconnectPolicy
-from server.bridge import http_api, sockets
+from server.bridge import grpc_web, http_api, sockets
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -46,6 +46,7 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
         Route("/api/orders/{orderId}", http_api.get_order, methods=["GET"]),
         Route("/api/quote", http_api.get_quote, methods=["GET"]),
         WebSocketRoute("/ws/orders/{orderId}", sockets.watch_order),
+        Route(grpc_web.PATH, grpc_web.call, methods=["POST"]),  # /orderengine.v1.OrderService/{method}
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page"),
     ]
     middleware = [
@@ -53,7 +54,8 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
             CORSMiddleware,
             allow_origins=cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["content-type"],
+            allow_headers=["content-type", *grpc_web.CORS_REQUEST_HEADERS],
+            expose_headers=grpc_web.CORS_EXPOSED_HEADERS,
             max_age=600,
         )
     ]
