@@ -6,7 +6,12 @@ its open streams (the hub's watched orders) end when a browser goes away.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import shutil
+import socket
+import subprocess
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -18,11 +23,15 @@ from playwright.async_api import Browser, Playwright, async_playwright
 
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from server.bridge import grpc_web_wire as wire
 from server.grpc_app import GrpcApp, start_grpc
 from server.scratch_stores import free_port
-from tests.integration.bridge_harness import BridgeThread
+from tests.integration.bridge_harness import BridgeThread, HttpResult, ahttp
 from tests.integration.browser import CHROMIUM_ARGS, need_chromium
 from tests.integration.web_clients import (
+    BIN,
+    SOURCES,
+    WEB,
     BrowserClient,
     Bundles,
     CallFailed,
@@ -297,6 +306,46 @@ async def test_a_page_from_an_origin_outside_the_allow_list_is_refused(
             await tab.close()
 
 
+# -- client/web: the example a browser app starts from --------------------------------------------------------
+
+
+def test_the_typescript_typechecks(bundles: Bundles) -> None:
+    """The example and the tests' clients against the code generated from today's .proto (bundles made it)."""
+    for project in (WEB, SOURCES):
+        done = subprocess.run([BIN / "tsc", "-p", project], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_the_example_page_places_an_order_and_lists_its_events(
+    browsers: LazyBrowser, bundles: Bundles, page_origin: str, bridge: BridgeThread
+) -> None:
+    built = await asyncio.to_thread(subprocess.run, ["npm", "run", "--silent", "build"], cwd=WEB, capture_output=True)
+    assert built.returncode == 0, built.stderr
+    example = bundles.folder / "example"
+    (example / "dist").mkdir(parents=True, exist_ok=True)
+    shutil.copy(WEB / "index.html", example / "index.html")
+    shutil.copy(WEB / "dist" / "main.js", example / "dist" / "main.js")
+    page = await (await browsers.get()).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        await page.goto(f"{page_origin}/example/index.html?bridge={bridge.http}")
+        await page.fill("input[name=amount]", "0.75")
+        await page.click("button")
+        await page.wait_for_selector('#events li[data-status="confirmed"]')
+        items = await page.locator("#events li").all_inner_texts()
+    finally:
+        await page.close()
+    assert [item.split()[:2] for item in items] == [
+        ["#1", "pending"],
+        ["#2", "routing"],
+        ["#3", "building"],
+        ["#4", "submitted"],
+        ["#5", "confirmed"],
+    ]
+    assert "tx" in items[-1] and errors == []
+
+
 # -- metadata and rich error details pass through untouched (a stand-in service shows what arrived) ------------
 
 
@@ -432,3 +481,116 @@ async def test_rich_error_details_pass_through(stand_in_client: WebClient) -> No
         return  # Google's grpc-web client does not surface grpc-status-details-bin
     for failure in (unary.value, streamed.value):
         assert failure.details == [{"type": "google.rpc.ErrorInfo", "value": (b"\n\x0eNOT_YOUR_ORDER").hex()}]
+
+
+# -- the protocol as bytes: what any client, not only these libraries, can rely on -----------------------------
+
+
+def frames_of(body: bytes) -> list[tuple[int, bytes]]:
+    out = []
+    while body:
+        flags, length = body[0], int.from_bytes(body[1:5], "big")
+        out.append((flags, body[5 : 5 + length]))
+        body = body[5 + length :]
+    return out
+
+
+def trailers_of(payload: bytes) -> dict[str, str]:
+    lines = payload.decode().split("\r\n")
+    return dict(line.split(": ", 1) for line in lines if line)
+
+
+async def raw_call(
+    bridge: BridgeThread, method: str, body: bytes, content_type: str = wire.BINARY_TYPE, **headers: str
+) -> HttpResult:
+    all_headers = {"Content-Type": content_type, **{k.replace("_", "-"): v for k, v in headers.items()}}
+    return await ahttp("POST", f"{bridge.http}/orderengine.v1.OrderService/{method}", body, all_headers)
+
+
+async def test_the_bridge_honours_grpc_timeout_itself(
+    bridge: BridgeThread, service: GrpcApp, store: OrderStore
+) -> None:
+    async with held_order(store) as order_id:
+        request = wire.frame(pb.WatchOrderRequest(order_id=order_id).SerializeToString())
+        result = await raw_call(bridge, "WatchOrder", request, grpc_timeout="300m")
+    (data_flags, event), (trailer_flags, trailer) = frames_of(result.body)
+    assert (data_flags, trailer_flags) == (wire.DATA, wire.TRAILERS)
+    assert pb.WatchOrderResponse.FromString(event).event.seq == 1
+    assert trailers_of(trailer)["grpc-status"] == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0])
+    await eventually(lambda: service.hub.watched_orders == 0)
+
+
+async def test_text_mode_carries_the_same_frames_in_padded_base64(
+    bridge: BridgeThread, native: pb_grpc.OrderServiceAsyncStub
+) -> None:
+    placed = await native.ExecuteOrder(pb.ExecuteOrderRequest(token_in="SOL", token_out="USDT", amount="0.3"))
+    native_events = [r.event async for r in native.WatchOrder(pb.WatchOrderRequest(order_id=placed.order_id))]
+    request = base64.b64encode(wire.frame(pb.WatchOrderRequest(order_id=placed.order_id).SerializeToString()))
+    result = await raw_call(bridge, "WatchOrder", request, "application/grpc-web-text")
+    assert result.headers["content-type"] == wire.TEXT_TYPE
+    frames = frames_of(wire.decode_base64_chunks(result.body))
+    assert [pb.WatchOrderResponse.FromString(m).event for _, m in frames[:-1]] == native_events
+    assert frames[-1][0] == wire.TRAILERS and trailers_of(frames[-1][1]) == {"grpc-status": "0"}
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "headers", "code", "says"),
+    [
+        ("Nope", wire.frame(b""), {}, grpc.StatusCode.UNIMPLEMENTED, "unknown method orderengine.v1.OrderService/Nope"),
+        ("GetOrder", b"\x00\x00\x00\x00\x09abc", {}, grpc.StatusCode.INVALID_ARGUMENT, "malformed gRPC-Web frame"),
+        ("GetOrder", wire.frame(b""), {"grpc-timeout": "soon"}, grpc.StatusCode.INVALID_ARGUMENT, "grpc-timeout"),
+        ("GetOrder", wire.frame(bytes(70_000)), {}, grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than 65536 bytes"),
+        ("GetOrder", wire.frame(b"\n\x03abc"), {}, grpc.StatusCode.INVALID_ARGUMENT, "order_id"),
+    ],
+)
+async def test_refused_calls_are_trailers_only_responses_that_say_why(
+    bridge: BridgeThread, method: str, body: bytes, headers: dict[str, str], code: grpc.StatusCode, says: str
+) -> None:
+    result = await raw_call(bridge, method, body, **{k.replace("-", "_"): v for k, v in headers.items()})
+    assert result.status == 200 and result.body == b""
+    assert result.headers["grpc-status"] == str(code.value[0])
+    assert says in urllib.parse.unquote(result.headers["grpc-message"])
+
+
+async def test_other_content_types_are_refused_as_http(bridge: BridgeThread) -> None:
+    json_call = await raw_call(bridge, "GetOrder", b"{}", "application/grpc-web+json")
+    assert json_call.status == 415 and wire.BINARY_TYPE.encode() in json_call.body
+
+
+async def test_cors_lets_allowed_pages_send_grpc_web_headers_and_read_the_status(
+    bridge: BridgeThread, page_origin: str
+) -> None:
+    asked = "content-type,x-grpc-web,x-user-agent,grpc-timeout,authorization"
+    preflight = await ahttp(
+        "OPTIONS",
+        f"{bridge.http}/orderengine.v1.OrderService/WatchOrder",
+        headers={
+            "Origin": page_origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": asked,
+        },
+    )
+    assert preflight.status == 200 and preflight.headers["access-control-allow-origin"] == page_origin
+    allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
+    assert set(asked.split(",")) <= allowed
+    answer = await ahttp(
+        "POST",
+        f"{bridge.http}/orderengine.v1.OrderService/GetOrder",
+        wire.frame(pb.GetOrderRequest(order_id=str(uuid.UUID(int=7))).SerializeToString()),
+        headers={"Origin": page_origin, "Content-Type": wire.BINARY_TYPE},
+    )
+    assert answer.headers["grpc-status"] == str(grpc.StatusCode.NOT_FOUND.value[0])
+    exposed = {h.strip() for h in answer.headers["access-control-expose-headers"].split(",")}
+    assert {"grpc-status", "grpc-message", "grpc-status-details-bin"} <= exposed
+
+
+async def test_an_unreachable_service_is_unavailable_without_its_address() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = BridgeThread(f"127.0.0.1:{s.getsockname()[1]}").start()  # bound, never listening
+        try:
+            result = await raw_call(dead, "GetOrder", wire.frame(b""))
+        finally:
+            dead.stop()
+    assert result.headers["grpc-status"] == str(grpc.StatusCode.UNAVAILABLE.value[0])
+    assert result.headers["grpc-message"] == "order service unavailable"

@@ -6,42 +6,23 @@ Set PAGE_SCREENSHOT=docs/page.png to refresh the README's screenshot from the re
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.integration.bridge_harness import BridgeThread
+from tests.integration.browser import CHROMIUM_ARGS, need_chromium
 from tests.stack import Stack, Stores
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STAGE_TIMEOUT_MS = 30_000
-
-
-def _need_chromium() -> None:
-    if Path(CHROMIUM).exists():
-        return
-    message = f"Chromium not found at {CHROMIUM}: install Debian's package (apt-get install -y chromium)"
-    if os.environ.get("CI"):
-        pytest.fail(message)  # CI must run the browser tests, never skip them silently
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    _need_chromium()
+    executable = need_chromium()
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield b
         await b.close()
 
