@@ -1,5 +1,6 @@
-"""The two ways a client places and watches an order: gRPC (ExecuteOrder + WatchOrder stream) and the bridge
-(HTTP POST /api/orders/execute + WebSocket /ws/orders/{id}). Both yield (status, seq, commit time) per event."""
+"""The ways a client places and watches an order: gRPC (ExecuteOrder + WatchOrder stream) and the bridge
+(HTTP POST /api/orders/execute + WebSocket /ws/orders/{id}; gRPC-Web in `grpc_web_driver`). Each yields
+(status, seq, commit time) per event."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ _STATUS = {
 Event = tuple[str, int, float]  # status, seq, commit time (Unix seconds)
 
 
+def status_name(status: pb.OrderStatus.ValueType) -> str:
+    return _STATUS.get(status, "unknown")
+
+
 class Driver(Protocol):
     name: str
 
@@ -80,7 +85,7 @@ class GrpcDriver:
         try:
             async for resp in call:
                 ev = resp.event
-                yield _STATUS.get(ev.status, "unknown"), ev.seq, ev.time.seconds + ev.time.nanos / 1e9
+                yield status_name(ev.status), ev.seq, ev.time.seconds + ev.time.nanos / 1e9
         finally:
             call.cancel()
 

@@ -13,7 +13,7 @@ import contextlib
 import time
 from typing import Any
 
-from bench.drivers import FINAL, GrpcDriver
+from bench.drivers import FINAL, Driver, GrpcDriver
 from bench.launcher import System
 from bench.procstat import CpuMeter, memory_kib
 from bench.stats import summary_ms
@@ -22,9 +22,12 @@ OPEN_TIMEOUT_S = 30.0
 RUN_TIMEOUT_S = 90.0
 
 
-async def fan_out(system: System, *, streams: int, orders: int, workers: int, channels: int = 8) -> dict[str, Any]:
+async def fan_out(
+    system: System, *, streams: int, orders: int, workers: int, channels: int = 8, driver: Driver | None = None
+) -> dict[str, Any]:
+    """`driver` places and watches the orders; native gRPC over `channels` connections unless given."""
     assert streams % orders == 0
-    driver = GrpcDriver(system.grpc_target, channels=channels)
+    driver = driver or GrpcDriver(system.grpc_target, channels=channels)
     server_pid = system.procs["server"].pid
     try:
         ids = await asyncio.gather(*(driver.execute(i) for i in range(orders)))
@@ -92,6 +95,7 @@ async def fan_out(system: System, *, streams: int, orders: int, workers: int, ch
         "events_delivered": sum(len(s) for s in seqs),
         "events_expected": expected,
         "run_s": round(run_s, 2),
+        "live_events_per_s": round(len(delivery) / run_s, 1) if run_s else None,
         "delivery_ms": summary_ms(delivery),
         "server_rss_mib": {
             "before_streams": round(rss_before / 1024, 1),

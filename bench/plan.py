@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "profile")
+SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "transports", "profile")
+TRANSPORTS = ("grpc", "websocket", "grpc-web")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class Plan:
     bridge_ramp: Ramp = Ramp((16, 64, 256), warmup=2, duration=5, drain=5)
     bridge_rates: tuple[float, ...] = (100,)
     bridge_realistic_ramp: Ramp = Ramp((600,), warmup=4, duration=8, drain=8)
+    # The same orders watched three ways (native gRPC, the bridge's WebSocket, its gRPC-Web): a closed loop under
+    # load, a light open loop, and a fan-out of many streams per order for streaming throughput.
+    transport_ramp: Ramp = Ramp((64,), warmup=2, duration=6, drain=5)
+    transport_rates: tuple[float, ...] = (40,)
+    transport_fanout: tuple[int, int] = (2_000, 20)
     profile_seconds: float = 10
     profile_concurrency: int = 128
     growth: float = 1.05  # a step must beat the best so far by 5% for the ramp to go on
@@ -61,5 +67,8 @@ QUICK = Plan(
     bridge_ramp=Ramp((64,), warmup=1, duration=3, drain=5),
     bridge_rates=(),
     bridge_realistic_ramp=Ramp((), warmup=0, duration=0, drain=0),
+    transport_ramp=Ramp((64,), warmup=1, duration=3, drain=5),
+    transport_rates=(),
+    transport_fanout=(1_000, 10),
     profile_seconds=6,
 )

@@ -223,6 +223,7 @@ def cmd_dev(settings: Settings, processes: int) -> int:
             f"    web page http://localhost:{settings.http_port}/\n"
             f"    HTTP/WS  http://localhost:{settings.http_port}/api/orders/execute, "
             f"ws://localhost:{settings.http_port}/ws/orders/<id>\n"
+            f"    gRPC-Web http://localhost:{settings.http_port}/orderengine.v1.OrderService/<Method>\n"
             f"    data     {data}\n"
             "  Ctrl-C stops everything.\n"
         )
