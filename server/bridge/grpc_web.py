@@ -112,7 +112,11 @@ class StatusResponse(Response):
 
     def __init__(self, fmt: wire.Format, code: grpc.StatusCode, message: str, trailing: wire.Metadata = ()) -> None:
         super().__init__(status_code=200)
-        self.raw_headers = [(b"content-type", fmt.content_type.encode()), *wire.status_headers(code, message, trailing)]
+        self.raw_headers = [
+            (b"content-type", fmt.content_type.encode()),
+            (b"content-length", b"0"),
+            *wire.status_headers(code, message, trailing),
+        ]
 
 
 class RelayResponse(Response):

@@ -229,6 +229,8 @@ async def test_watch_from_seq_of_a_finished_order(client: WebClient, native: pb_
     stream = await client.watch(placed.order_id, from_seq=2)
     events = await stream.rest()
     assert events == [json_format.MessageToDict(e) for e in native_events[2:]]
+    nothing_left = await client.watch(placed.order_id, from_seq=native_events[-1].seq)
+    assert await nothing_left.rest() == []  # OK with no message: the status travels in the headers
 
 
 async def test_errors_arrive_with_their_codes(client: WebClient) -> None:
