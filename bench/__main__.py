@@ -66,6 +66,15 @@ def git_commit() -> dict[str, Any]:
     }
 
 
+def merged(previous: dict[str, Any], meta: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """The previous run's results with this run's scenarios in place of theirs, each marked with this run's meta."""
+    out = {"meta": previous["meta"], "results": dict(previous["results"])}
+    for key, value in results.items():
+        if key != "elapsed_s":
+            out["results"][key] = {**value, "_run": meta} if isinstance(value, dict) else value
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a 1-2 minute subset")
@@ -79,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     parser.add_argument("--report", type=Path, default=REPORT, help="the Markdown report to regenerate")
     parser.add_argument("--render-only", action="store_true", help="regenerate the report from --output and exit")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the measured scenarios in --output (each keeps the meta of the run that measured it)",
+    )
     args = parser.parse_args(argv)
 
     if args.render_only:
@@ -134,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["machine_busy_cores_avg"] = round((machine_busy_seconds() - busy0) / elapsed, 2)
     meta["machine"]["loadavg_after"] = list(os.getloadavg())
     data = {"meta": meta, "results": results}
+    if args.merge and args.output.exists():
+        data = merged(json.loads(args.output.read_text()), meta, results)
     if args.no_write:
         print(json.dumps(data, indent=2))
         return 0

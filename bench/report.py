@@ -203,6 +203,7 @@ def render(data: dict[str, Any]) -> str:
         f"| load average | {', '.join(f'{x:.2f}' for x in m['loadavg_before'])} before, "
         f"{', '.join(f'{x:.2f}' for x in m.get('loadavg_after', []))} after |",
         f"| machine busy | {meta.get('machine_busy_cores_avg', '-')} cores on average over the run |",
+        *_later_runs(res),
         "",
         f"Everything runs on this one {m['nproc']}-core machine: the load generator (one Python process, grpc.aio), "
         "the gRPC server, the worker processes, the bridge, Redis and PostgreSQL all share the cores. Each table "
@@ -331,6 +332,21 @@ def render(data: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _later_runs(res: dict[str, Any]) -> list[str]:
+    """Rows for sections measured by a later `--merge` run: that run's command, time, commit and load."""
+    rows = []
+    for key, value in res.items():
+        run = value.get("_run") if isinstance(value, dict) else None
+        if run:
+            g = run["git"]
+            rows.append(
+                f"| section `{key}` | measured separately: `{run['command']}`, {run['started']}, took "
+                f"{run['elapsed_s']:.0f} s, commit `{g['commit'][:12]}`, machine busy "
+                f"{run.get('machine_busy_cores_avg', '-')} cores on average |"
+            )
+    return rows
 
 
 TRANSPORT_NAMES = {

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -122,7 +123,7 @@ class StatusResponse(Response):
 class RelayResponse(Response):
     """Relays one upstream call: headers at its first message, each message as it comes, the status at the end."""
 
-    def __init__(self, fmt: wire.Format, start: Any) -> None:
+    def __init__(self, fmt: wire.Format, start: Callable[[], grpc.aio.UnaryStreamCall[bytes, bytes]]) -> None:
         super().__init__(status_code=200)
         self.fmt = fmt
         self.start = start
