@@ -42,7 +42,7 @@ class Plan:
     # load, a light open loop, and a fan-out of many streams per order for streaming throughput.
     transport_ramp: Ramp = Ramp((64,), warmup=2, duration=6, drain=5)
     transport_rates: tuple[float, ...] = (40,)
-    transport_fanout: tuple[int, int] = (2_000, 20)
+    transport_fanout: tuple[int, int] = (1_000, 10)
     profile_seconds: float = 10
     profile_concurrency: int = 128
     growth: float = 1.05  # a step must beat the best so far by 5% for the ramp to go on
@@ -69,6 +69,6 @@ QUICK = Plan(
     bridge_realistic_ramp=Ramp((), warmup=0, duration=0, drain=0),
     transport_ramp=Ramp((64,), warmup=1, duration=3, drain=5),
     transport_rates=(),
-    transport_fanout=(1_000, 10),
+    transport_fanout=(500, 5),
     profile_seconds=6,
 )
