@@ -113,22 +113,30 @@ class GrpcWebDriver:
             for a, b, amt in ORDER_MIX
         ]
 
-    async def _connection(self) -> _Connection:
+    async def _connection(self) -> tuple[_Connection, bool]:
+        """An idle keep-alive connection (True: reused), else a new one."""
         if self._idle:
-            return self._idle.pop()
+            return self._idle.pop(), True
         connection = await _Connection.open(self._port)
         self._all.append(connection)
-        return connection
+        return connection, False
 
     async def execute(self, n: int) -> str:
         request = self._requests[n % len(self._requests)].SerializeToString()
         async with self._slots, asyncio.timeout(EXECUTE_TIMEOUT_S):
-            connection = await self._connection()
-            try:
-                messages = [m async for m in _messages(connection.post("ExecuteOrder", request), "ExecuteOrder")]
-            except BaseException:
-                connection.close()
-                raise
+            while True:
+                connection, reused = await self._connection()
+                try:
+                    messages = [m async for m in _messages(connection.post("ExecuteOrder", request), "ExecuteOrder")]
+                    break
+                except ConnectionError:
+                    connection.close()
+                    if not reused:
+                        raise
+                    # the bridge closed it while idle (keep-alive timeout): a browser retries on a new one too
+                except BaseException:
+                    connection.close()
+                    raise
             if connection.reusable:
                 self._idle.append(connection)
             else:
