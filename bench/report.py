@@ -370,6 +370,7 @@ def _transports(res: dict[str, Any]) -> list[str]:
         "`WatchOrder` POST per order over HTTP/1.1 (binary frames read as they arrive, as a browser's typed client "
         "does; a stream ended with UNAVAILABLE is resumed from its last seq, as client/web's example does). "
         "The bridge is one process, a gRPC client of the server.",
+        *_others_note(t),
         "",
         "### Under load (closed loop)",
         "",
@@ -404,6 +405,18 @@ def _transports(res: dict[str, Any]) -> list[str]:
             f"{'; '.join(f['errors']) or '-'} |"
         )
     return [*out, "", *GRPC_WEB_RELAY_NOTE, ""]
+
+
+def _others_note(t: dict[str, Any]) -> list[str]:
+    """How much of the machine other work took during this section's windows (`machine - total`)."""
+    runs = [r["cpu_cores"] for kind in ("load", "light") for steps in t[kind].values() for r in steps]
+    runs += [f["cpu_cores_during_events"] for f in t["fanout"].values()]
+    shares = [c["machine"] - c["total"] for c in runs if "machine" in c and "total" in c]
+    if not shares:
+        return []
+    avg = sum(shares) / len(shares)
+    advice = ": compare the transports with each other (measured back to back), not with other sections."
+    return ["", f"Other work on the machine took {avg:.2f} cores on average during these windows" + advice]
 
 
 def _errors(res: dict[str, Any]) -> list[str]:
