@@ -10,7 +10,7 @@ BUF := node_modules/.bin/buf
 WEB := client/web
 WEB_DEPS := $(WEB)/node_modules/.installed
 
-.PHONY: run test lint typecheck buflint protos check-protos unit bench install clean web web-deps
+.PHONY: run test fuzz lint typecheck buflint protos check-protos unit bench install clean web web-deps
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ run: install
 test: install lint typecheck buflint check-protos web-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# Minutes of hostile input on every interface: FUZZ_FACTOR (default 10) times the bounded, seeded budgets that
+# `make test` runs, with fresh inputs each run; prints what it tried per interface and hypothesis's statistics.
+fuzz: install
+	FUZZ=long $(PY) -m pytest -q -p no:cacheprovider tests/hostile --hypothesis-show-statistics
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -33,12 +38,19 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-# buf comes from the npm registry; without npm the lint is skipped, loudly.
+# buf comes from the npm registry; without npm both checks are skipped, loudly. `buf breaking` holds the .proto
+# to the previous commit's (the contract only grows); a clone without that commit (shallow) skips it, loudly.
 buflint:
-	@if [ -x $(BUF) ]; then $(BUF) lint; \
-	elif command -v npm >/dev/null 2>&1; then \
-		npm install --no-save --no-audit --no-fund --silent @bufbuild/buf@1 >/dev/null && $(BUF) lint; \
-	else echo "SKIPPED buf lint: npm is not installed, so @bufbuild/buf cannot be fetched"; fi
+	@if [ ! -x $(BUF) ]; then \
+		if ! command -v npm >/dev/null 2>&1; then \
+			echo "SKIPPED buf lint and buf breaking: npm is not installed, so @bufbuild/buf cannot be fetched"; exit 0; \
+		fi; \
+		npm install --no-save --no-audit --no-fund --silent @bufbuild/buf@1 >/dev/null || exit 1; \
+	fi; \
+	$(BUF) lint && echo "buf lint: ok" || exit 1; \
+	if git rev-parse --verify --quiet 'HEAD~1^{commit}' >/dev/null 2>&1; then \
+		$(BUF) breaking --against '.git#ref=HEAD~1' && echo "buf breaking against HEAD~1: ok" || exit 1; \
+	else echo "SKIPPED buf breaking: this clone has no previous commit to compare with (shallow or first commit)"; fi
 
 # The TypeScript example's packages, which the gRPC-Web tests' clients also come from: from the npm registry as
 # package-lock.json pins them, once per checkout (again when the lock changes). Without npm those tests fail.

@@ -15,6 +15,7 @@ from typing import Protocol
 import grpc
 from websockets.asyncio.client import connect as ws_connect
 
+from client.options import TERMINAL_STATUSES, status_name
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 
@@ -26,24 +27,19 @@ ORDER_MIX: tuple[tuple[str, str, str], ...] = (
     ("SOL", "USDT", "0.25"),
     ("USDT", "SOL", "43"),
 )
-FINAL = frozenset({"confirmed", "failed"})
+FINAL = frozenset(status_name(s) for s in TERMINAL_STATUSES)
 EXECUTE_TIMEOUT_S = 30.0
 WATCH_TIMEOUT_S = 180.0
 
-_STATUS = {
-    pb.ORDER_STATUS_PENDING: "pending",
-    pb.ORDER_STATUS_ROUTING: "routing",
-    pb.ORDER_STATUS_BUILDING: "building",
-    pb.ORDER_STATUS_SUBMITTED: "submitted",
-    pb.ORDER_STATUS_CONFIRMED: "confirmed",
-    pb.ORDER_STATUS_FAILED: "failed",
-}
+
+def status_of(status: pb.OrderStatus.ValueType) -> str:
+    try:
+        return status_name(status)
+    except ValueError:  # a status newer than this benchmark
+        return "unknown"
+
 
 Event = tuple[str, int, float]  # status, seq, commit time (Unix seconds)
-
-
-def status_name(status: pb.OrderStatus.ValueType) -> str:
-    return _STATUS.get(status, "unknown")
 
 
 class Driver(Protocol):
@@ -68,10 +64,7 @@ class GrpcDriver:
         # The generated stub returns an async stub for an aio channel (the .pyi's OrderServiceAsyncStub).
         self._stubs: list[pb_grpc.OrderServiceAsyncStub] = [pb_grpc.OrderServiceStub(c) for c in self._channels]
         self._next = itertools.cycle(range(channels))
-        self._requests = [
-            pb.ExecuteOrderRequest(token_in=a, token_out=b, amount=amt, order_type=pb.ORDER_TYPE_MARKET)
-            for a, b, amt in ORDER_MIX
-        ]
+        self._requests = [pb.ExecuteOrderRequest(token_in=a, token_out=b, amount=amt) for a, b, amt in ORDER_MIX]
 
     def stub(self) -> pb_grpc.OrderServiceAsyncStub:
         return self._stubs[next(self._next)]
@@ -85,7 +78,7 @@ class GrpcDriver:
         try:
             async for resp in call:
                 ev = resp.event
-                yield status_name(ev.status), ev.seq, ev.time.seconds + ev.time.nanos / 1e9
+                yield status_of(ev.status), ev.seq, ev.time.seconds + ev.time.nanos / 1e9
         finally:
             call.cancel()
 

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from bench.drivers import EXECUTE_TIMEOUT_S, ORDER_MIX, WATCH_TIMEOUT_S, Event, status_name
+from bench.drivers import EXECUTE_TIMEOUT_S, ORDER_MIX, WATCH_TIMEOUT_S, Event, status_of
 from orderengine.v1 import order_service_pb2 as pb
 from server.bridge import grpc_web_wire as wire
 
@@ -154,7 +154,7 @@ class GrpcWebDriver:
                     async for message in _messages(connection.post("WatchOrder", request), "WatchOrder"):
                         ev = pb.WatchOrderResponse.FromString(message).event
                         last_seq, retries = ev.seq, 0
-                        yield status_name(ev.status), ev.seq, ev.time.seconds + ev.time.nanos / 1e9
+                        yield status_of(ev.status), ev.seq, ev.time.seconds + ev.time.nanos / 1e9
                     return
                 except GrpcWebError as e:
                     if e.code != UNAVAILABLE or retries >= MAX_RETRIES:

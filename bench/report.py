@@ -581,4 +581,13 @@ OPTIMIZATION_LOG = [
     "order insert, partial pool refresh | 152/s | - |",
     "| + uvloop in server and workers | 186/s | - |",
     "| + async enqueue through the broker's Lua script (`820a50e`) | 212/s | 146/s (1 worker, c=500) |",
+    "| + enqueue through the broker's public `enqueue` on the queue's own threads instead of the Lua script, one "
+    "event path, the lifecycle table (issue 16; A/B back to back, `--quick --scenarios zero`, 1 and 2 workers, on a "
+    "machine saturated by other work, load 13-20) | peaks before 54/s and 95/s, after 77/s and 77/s: within the "
+    "noise; server CPU per order 3.3-5.1 ms before, 3.4-5.2 ms after | - |",
+    "",
+    "The enqueue alone, one process, 4000 messages 64 at a time on an embedded Redis (`python -m bench.enqueue_cost`, "
+    "and the same loop over the earlier script path): 125-137 µs of CPU per message through the Lua script, "
+    "129-143 µs through `broker.enqueue` on threads; wall time per message 280-410 µs and 250-320 µs. The public "
+    "path costs no measurable CPU, so no broker-specific fast path is kept.",
 ]

@@ -12,7 +12,7 @@ import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # public; grpc-stubs lacks it
 
 CONNECTIONS = 8
 WAIT_S = 10.0
@@ -20,7 +20,7 @@ WAIT_S = 10.0
 
 async def count_open_streams(n: int) -> int:
     server = grpc.aio.server(options=[("grpc.max_concurrent_streams", 1_000_000)])
-    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_aio.HealthServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channels = [

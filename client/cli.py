@@ -14,7 +14,7 @@ import grpc
 from client.display import LiveProgress, Style, order_summary, route_text, short, table
 from client.errors import OrderServiceError
 from client.json_format import event_json, order_json, quote_json, timestamp_text
-from client.options import DEFAULT_TARGET, TERMINAL_STATUSES, dex_name, parse_status, status_name
+from client.options import DEFAULT_TARGET, TERMINAL_STATUSES, UINT32_MAX, dex_name, parse_status, status_name
 from client.sync_client import OrderClient
 from orderengine.v1 import order_service_pb2 as pb
 
@@ -49,9 +49,10 @@ def _positive_int(text: str) -> int:
 
 
 def _bps(text: str) -> int:
+    """The shape only; the service judges the largest slippage it allows."""
     value = int(text)
-    if not 0 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 10000, got {text}")
+    if not 0 <= value <= UINT32_MAX:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
     return value
 
 
@@ -116,7 +117,8 @@ def cmd_list(client: OrderClient, args: argparse.Namespace) -> int:
     orders: list[pb.Order] = []
     token = ""
     while len(orders) < args.limit:
-        page = client.list(args.status, page_size=min(args.limit - len(orders), 500), page_token=token)
+        # Ask for all that is left; the service caps a page at its own maximum and says where to go on.
+        page = client.list(args.status, page_size=min(args.limit - len(orders), UINT32_MAX), page_token=token)
         orders.extend(page.orders)
         token = page.next_page_token
         if not token or not page.orders:

@@ -9,6 +9,13 @@ from decimal import Decimal
 from orderengine.v1 import order_service_pb2 as pb
 
 DEFAULT_TARGET = "localhost:50051"
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["OrderService"].full_name
+# ListOrders pages, as the contract states them: page_size 0 means the default; more than the maximum gets the
+# maximum. The service applies them (server/validation.py); the bridge refuses a `limit` past them.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+# The largest value of a uint32 field (slippage_bps, page_size): past it a request cannot even be encoded.
+UINT32_MAX = 2**32 - 1
 DEFAULT_DEADLINE_S = 10.0
 
 # Keepalive: a ping every 30 s while a call is open (a silent watch through a NAT or a proxy stays alive and a
@@ -56,7 +63,12 @@ class _Backoff:
         return delay * (1 + random.random() * 0.2)
 
 
-TERMINAL_STATUSES = frozenset({pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_FAILED})
+# The statuses the contract marks `[(terminal) = true]`: an order in one never changes again.
+TERMINAL_STATUSES = frozenset(
+    pb.OrderStatus.ValueType(v.number)
+    for v in pb.OrderStatus.DESCRIPTOR.values
+    if v.GetOptions().Extensions[pb.terminal]
+)
 
 
 def status_name(status: pb.OrderStatus.ValueType) -> str:
@@ -104,7 +116,7 @@ def execute_request(
         amount=amount_text(amount),
         slippage_bps=slippage_bps,
         idempotency_key=idempotency_key,
-        order_type=pb.ORDER_TYPE_MARKET,
+        # order_type left UNSPECIFIED: the service's default, a market order.
     )
 
 

@@ -14,6 +14,7 @@ from client.errors import OrderServiceError
 from client.options import (
     CHANNEL_OPTIONS,
     DEFAULT_DEADLINE_S,
+    DEFAULT_PAGE_SIZE,
     DEFAULT_TARGET,
     TERMINAL_STATUSES,
     ReconnectPolicy,
@@ -98,7 +99,7 @@ class OrderClient:
     def list(
         self,
         status: str | pb.OrderStatus.ValueType | None = None,
-        page_size: int = 50,
+        page_size: int = DEFAULT_PAGE_SIZE,
         page_token: str = "",
         *,
         deadline: float | None = None,

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from orderengine.v1 import order_service_pb2 as pb
-from workers.domain import OrderError, OrderStatus
-from workers.market import VenueQuote, format_amount, resolve_token, route_from_json
+from workers.domain import OrderError, OrderStatus, OrderType
+from workers.market import DEXES, VenueQuote, format_amount, resolve_token, route_from_json
 from workers.models import Order, OrderEvent
 from workers.views import route_view
 
-STATUS_TO_PB = {
-    OrderStatus.PENDING: pb.ORDER_STATUS_PENDING,
-    OrderStatus.ROUTING: pb.ORDER_STATUS_ROUTING,
-    OrderStatus.BUILDING: pb.ORDER_STATUS_BUILDING,
-    OrderStatus.SUBMITTED: pb.ORDER_STATUS_SUBMITTED,
-    OrderStatus.CONFIRMED: pb.ORDER_STATUS_CONFIRMED,
-    OrderStatus.FAILED: pb.ORDER_STATUS_FAILED,
-}
-DEX_TO_PB = {"raydium": pb.DEX_RAYDIUM, "meteora": pb.DEX_METEORA}
+# Domain enums and their protobuf twins share member names (ORDER_STATUS_<NAME>, ORDER_TYPE_<NAME>), so the maps are
+# derived: a status or type the domain gains without a value in the .proto fails here, at import, in every test.
+STATUS_TO_PB = {s: pb.OrderStatus.Value(f"ORDER_STATUS_{s.name}") for s in OrderStatus}
+STATUS_FROM_PB = {v: s for s, v in STATUS_TO_PB.items()}
+ORDER_TYPE_TO_PB = {t: pb.OrderType.Value(f"ORDER_TYPE_{t.name}") for t in OrderType}
+ORDER_TYPE_FROM_PB = {v: t for t, v in ORDER_TYPE_TO_PB.items()}
+DEX_TO_PB: dict[str, pb.Dex.ValueType] = {dex: pb.Dex.Value(f"DEX_{dex.upper()}") for dex in DEXES}
 
 
 def timestamp(dt: datetime) -> Timestamp:
@@ -87,7 +86,7 @@ def order(o: Order) -> pb.Order:
         token_out=o.token_out,
         amount=format_amount(o.amount_in, token_in),
         slippage_bps=o.slippage_bps,
-        order_type=pb.ORDER_TYPE_MARKET,
+        order_type=ORDER_TYPE_TO_PB[o.order_type],
         status=STATUS_TO_PB[o.status],
         attempt=o.attempt,
         dex=dex(o.dex),
@@ -119,4 +118,4 @@ def page_token(o: Order) -> str:
 def parse_page_token(token: str) -> tuple[datetime, str]:
     """Raises ValueError for a token this server did not make."""
     created, order_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-    return datetime.fromisoformat(created), order_id
+    return datetime.fromisoformat(created), str(uuid.UUID(order_id))

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from server.validation import InvalidArgument
-from workers.store import IdempotencyConflict, is_unavailable
+from server.watch import WatchInterrupted
+from workers.store import IdempotencyConflict, OrderNotFound, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +21,20 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, IdempotencyConflict):
         return grpc.StatusCode.ALREADY_EXISTS, str(exc)
+    if isinstance(exc, OrderNotFound):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, WatchInterrupted):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
     if is_unavailable(exc):
         return grpc.StatusCode.UNAVAILABLE, f"the order store (PostgreSQL) is unavailable: {exc}"
     return None
 
 
 async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    if isinstance(exc, grpc.aio.AbortError) or context.done() or context.cancelled():
+        # The handler's own refusal (NOT_FOUND, UNAVAILABLE, ...) is already a status, and once a status is out
+        # (or the client cancelled) what fails is the transport to a client that left: neither is a bug.
+        raise exc
     mapped = status_for(exc)
     if mapped is None:
         if not isinstance(exc, grpc.RpcError):
@@ -35,34 +43,8 @@ async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext[Any, Any]
     await context.abort(*mapped)
 
 
-class Undecodable:
-    """A request whose bytes are not the method's message: INVALID_ARGUMENT, not grpc's UNKNOWN."""
-
-    def __init__(self, why: str) -> None:
-        self.why = why
-
-
-def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    if deserialize is None:
-        return None
-
-    def parse(data: bytes) -> Any:
-        try:
-            return deserialize(data)
-        except DecodeError as e:
-            return Undecodable(str(e))
-
-    return parse
-
-
-async def _refuse_undecodable(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    if isinstance(request, Undecodable):
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid message: {request.why}")
-
-
 def _wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     async def handler(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await _refuse_undecodable(request, context)
         try:
             return await behavior(request, context)
         except Exception as exc:
@@ -73,7 +55,6 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
 
 def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
     async def handler(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        await _refuse_undecodable(request, context)
         try:
             async for response in behavior(request, context):
                 yield response
@@ -95,13 +76,13 @@ class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary),
-                request_deserializer=_lenient(handler.request_deserializer),
+                request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(handler.unary_stream),  # type: ignore[arg-type]
-                request_deserializer=_lenient(handler.request_deserializer),
+                request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler

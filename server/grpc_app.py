@@ -1,4 +1,5 @@
-"""The gRPC server process: OrderService, health, reflection, and the connections they share."""
+"""The gRPC server process: the engine (`workers.runtime.Engine`, built as a worker builds it), the WatchOrder hub,
+and the faces on top: OrderService, health and reflection."""
 
 from __future__ import annotations
 
@@ -6,29 +7,25 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # public; grpc-stubs lacks it
 from grpc_reflection.v1alpha import reflection
 
-from orderengine.v1 import order_service_pb2 as pb
+from client.options import SERVICE_NAME
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from server.decoding import RequestDecoding
 from server.errors import ErrorMapping
 from server.servicer import OrderService
 from server.watch import EventHub
-from workers.broker import build_broker
 from workers.config import Settings
-from workers.publisher import EventPublisher
-from workers.queue import OrderQueue
-from workers.redis_client import async_redis
-from workers.store import OrderStore
-from workers.venues import Venues
+from workers.runtime import Engine
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["OrderService"].full_name
 HEALTH_PROBE_INTERVAL_S = 2.0
 
 # Accept client keepalive pings (every 10 s at most often) and keep idle streams alive through proxies.
@@ -45,10 +42,9 @@ SERVER_OPTIONS = [
 @dataclass
 class GrpcApp:
     server: grpc.aio.Server
-    store: OrderStore
+    engine: Engine
     hub: EventHub
-    health: HealthServicer
-    redis: aioredis.Redis
+    health: Any  # grpc_health.v1.health.aio.HealthServicer
     port: int
     _probe: asyncio.Task[None] | None = None
 
@@ -59,28 +55,19 @@ class GrpcApp:
             self._probe.cancel()
         await self.hub.close()  # open streams end with UNAVAILABLE: clients resume elsewhere
         await self.server.stop(grace)
-        await self.redis.aclose()
-        await self.store.close()
+        await self.engine.close()
 
 
 async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
-    assert settings.database_url and settings.redis_url, "DATABASE_URL and REDIS_URL must be set"
-    store = await OrderStore.open(settings.database_url, max_size=20)
+    assert settings.redis_url, "REDIS_URL must be set"
+    # A request waits at most 2 s on Redis, so an outage is an UNAVAILABLE answer soon.
+    engine = await Engine.open(settings, pool_size=20, redis_timeout_s=2)
     hub = EventHub(settings.redis_url)
     await hub.start()
-    venues = Venues(
-        store,
-        latency=settings.market_latency,
-        failure_rate=settings.market_failure_rate,
-        seed=settings.market_seed,
-    )
 
-    server = grpc.aio.server(interceptors=[ErrorMapping()], options=SERVER_OPTIONS)
-    redis = async_redis(settings.redis_url, socket_timeout=2)
-    publisher = EventPublisher(redis)
-    queue = OrderQueue(build_broker(settings), redis)
-    pb_grpc.add_OrderServiceServicer_to_server(OrderService(store, hub, queue, venues, publisher), server)
-    health = HealthServicer()
+    server = grpc.aio.server(interceptors=[RequestDecoding(), ErrorMapping()], options=SERVER_OPTIONS)
+    pb_grpc.add_OrderServiceServicer_to_server(OrderService(engine, hub), server)
+    health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -88,7 +75,7 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     )
     bound = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port if port is None else port}")
     await server.start()
-    app = GrpcApp(server=server, store=store, hub=hub, health=health, redis=redis, port=bound)
+    app = GrpcApp(server=server, engine=engine, hub=hub, health=health, port=bound)
     app._probe = asyncio.create_task(_probe_health(app, settings))
     log.info("gRPC OrderService listening on port %d", bound)
     return app
@@ -102,7 +89,7 @@ async def _probe_health(app: GrpcApp, settings: Settings) -> None:
     try:
         while True:
             try:
-                await asyncio.wait_for(app.store.ping(), 3)
+                await asyncio.wait_for(app.engine.store.ping(), 3)
                 await redis.ping()
                 status = health_pb2.HealthCheckResponse.SERVING
             except Exception:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import grpc
 
@@ -16,36 +16,24 @@ from server.validation import (
     parse_amount,
     parse_execute,
     parse_order_id,
+    parse_page_size,
     parse_pair,
     parse_slippage,
     parse_status_filter,
 )
-from server.watch import EventHub, HubDown, HubUnavailable
+from server.watch import EventHub, follow
 from workers.domain import DEFAULT_OWNER, PermanentFailure
-from workers.models import OrderEvent
-from workers.publisher import EventPublisher
-from workers.queue import OrderQueue
-from workers.store import OrderStore
-from workers.venues import Venues
+from workers.runtime import Engine
+from workers.store import OrderNotFound
 from workers.views import route_view
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
-# A watcher that hears nothing for this long re-reads the store, in case a publish was lost.
-IDLE_RECHECK_S = 10.0
-
 
 class OrderService(pb_grpc.OrderServiceServicer):
-    def __init__(
-        self, store: OrderStore, hub: EventHub, queue: OrderQueue, venues: Venues, publisher: EventPublisher
-    ) -> None:
-        self.store = store
+    def __init__(self, engine: Engine, hub: EventHub) -> None:
+        self.engine = engine
         self.hub = hub
-        self.queue = queue
-        self.venues = venues
-        self.publisher = publisher
 
     async def ExecuteOrder(
         self,
@@ -53,17 +41,16 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.ExecuteOrderRequest, pb.ExecuteOrderResponse],
     ) -> pb.ExecuteOrderResponse:
         new = parse_execute(request, owner_id=DEFAULT_OWNER)
-        order, pending = await self.store.create_order(new)
+        order, pending = await self.engine.store.create_order(new)
         if pending is not None:
             try:
-                await self.queue.enqueue_async(order.id)
+                await self.engine.queue.enqueue_async(order.id)
             except Exception as exc:
                 # Leave nothing half-written: a stored order that no worker will hear of until the reconciler
                 # runs would execute after its client was told it failed.
-                await self.store.forget_unstarted(order.id)
+                await self.engine.store.forget_unstarted(order.id)
+                log.warning("order %s: not queued (%s), forgotten", order.id, exc)
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"the order queue (Redis) is unavailable: {exc}")
-            await self.publisher.publish(pending)
-            log.info("order %s: pending (%s %s -> %s)", order.id, new.amount_in, new.token_in, new.token_out)
         return pb.ExecuteOrderResponse(order_id=order.id)
 
     async def WatchOrder(
@@ -72,45 +59,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse],
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         order_id = parse_order_id(request.order_id)
-        last = request.from_seq
-        if last > 0:  # from the start, the replay below doubles as the existence check (every order has seq 1)
-            order = await self.store.get_order(order_id, DEFAULT_OWNER)
-            if order is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
-            if order.status.is_final and last >= order.last_seq:
-                return  # the client has seen the terminal event already
-        try:
-            async with self.hub.subscription(order_id) as live:
-                # Subscribed first, replayed second: an event published meanwhile is in `live` and deduplicated.
-                replay = await self.store.events_after(order_id, last, DEFAULT_OWNER)
-                if last == 0 and not replay:
-                    await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
-                for event in replay:
-                    yield pb.WatchOrderResponse(event=convert.event(event))
-                    last = event.seq
-                    if event.is_final:
-                        return
-                while True:
-                    try:
-                        item = await asyncio.wait_for(live.get(), IDLE_RECHECK_S)
-                    except TimeoutError:
-                        item = None
-                    if isinstance(item, HubDown):
-                        await context.abort(grpc.StatusCode.UNAVAILABLE, f"{item.reason}; resume with from_seq={last}")
-                    batch: list[OrderEvent]
-                    if item is not None and item.seq == last + 1:
-                        batch = [item]
-                    elif item is None or item.seq > last:
-                        batch = await self.store.events_after(order_id, last)  # a gap, or silence: ask the store
-                    else:
-                        continue
-                    for event in batch:
-                        yield pb.WatchOrderResponse(event=convert.event(event))
-                        last = event.seq
-                        if event.is_final:
-                            return
-        except HubUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; resume with from_seq={last}")
+        async with aclosing(follow(self.engine.store, self.hub, order_id, request.from_seq, DEFAULT_OWNER)) as events:
+            async for event in events:
+                yield pb.WatchOrderResponse(event=convert.event(event))
 
     async def GetOrder(
         self,
@@ -118,9 +69,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse],
     ) -> pb.GetOrderResponse:
         order_id = parse_order_id(request.order_id)
-        order = await self.store.get_order(order_id, DEFAULT_OWNER)
+        order = await self.engine.store.get_order(order_id, DEFAULT_OWNER)
         if order is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order_id} not found")
+            raise OrderNotFound(order_id)
         return pb.GetOrderResponse(order=convert.order(order))
 
     async def ListOrders(
@@ -128,7 +79,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         request: pb.ListOrdersRequest,
         context: grpc.aio.ServicerContext[pb.ListOrdersRequest, pb.ListOrdersResponse],
     ) -> pb.ListOrdersResponse:
-        limit = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        limit = parse_page_size(request.page_size)
         status = parse_status_filter(request.status)
         before = None
         if request.page_token:
@@ -136,7 +87,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 before = convert.parse_page_token(request.page_token)
             except ValueError:
                 raise InvalidArgument("page_token", "is not a token this service returned") from None
-        orders = await self.store.list_orders(DEFAULT_OWNER, status=status, limit=limit + 1, before=before)
+        orders = await self.engine.store.list_orders(DEFAULT_OWNER, status=status, limit=limit + 1, before=before)
         page, more = orders[:limit], len(orders) > limit
         return pb.ListOrdersResponse(
             orders=[convert.order(o) for o in page],
@@ -152,7 +103,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         amount_in = parse_amount(request.amount, token_in)
         slippage = parse_slippage(request.slippage_bps)
         try:
-            view = await self.venues.quote(token_in, token_out, amount_in)
+            view = await self.engine.venues.quote(token_in, token_out, amount_in)
         except PermanentFailure as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{exc.code}: {exc.message}")
         return pb.GetQuoteResponse(

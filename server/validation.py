@@ -6,12 +6,26 @@ import re
 import uuid
 from decimal import Decimal, InvalidOperation
 
+from client.options import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from orderengine.v1 import order_service_pb2 as pb
-from workers.domain import DEFAULT_OWNER, DEFAULT_SLIPPAGE_BPS, MAX_SLIPPAGE_BPS, OrderStatus, OrderType
+from server.convert import ORDER_TYPE_FROM_PB, STATUS_FROM_PB
+from workers.domain import (
+    ACCEPTED_ORDER_TYPES,
+    DEFAULT_ORDER_TYPE,
+    DEFAULT_OWNER,
+    DEFAULT_SLIPPAGE_BPS,
+    MAX_SLIPPAGE_BPS,
+    OrderStatus,
+    OrderType,
+)
 from workers.market import Token, UnknownTokenError, resolve_token, to_base_units
 from workers.models import NewOrder
 
 MAX_IDEMPOTENCY_KEY = 128
+# The longest mint address is 44 base58 characters; anything much longer is no token.
+MAX_TOKEN_CHARS = 64
+# 19 integer digits, a point and 9 decimals, with room for leading and trailing zeros.
+MAX_AMOUNT_CHARS = 64
 # Amounts are stored as PostgreSQL bigint base units.
 MAX_BASE_UNITS = 2**63 - 1
 _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$|^\.[0-9]+$")
@@ -24,9 +38,16 @@ class InvalidArgument(ValueError):
         self.problem = problem
 
 
+def shown(text: str, limit: int = 40) -> str:
+    """A client's value quoted in an error, clipped: errors travel in a size-limited gRPC trailer."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def parse_token(text: str, field: str) -> Token:
     if not text.strip():
         raise InvalidArgument(field, "is required (a symbol such as SOL or a mint address)")
+    if len(text) > MAX_TOKEN_CHARS:
+        raise InvalidArgument(field, f"unknown token {shown(text)}: a symbol or mint address is at most 44 characters")
     try:
         return resolve_token(text)
     except UnknownTokenError as exc:
@@ -37,10 +58,12 @@ def parse_amount(text: str, token: Token, field: str = "amount") -> int:
     text = text.strip()
     if not text:
         raise InvalidArgument(field, "is required (a decimal number of whole tokens, e.g. 1.5)")
+    if len(text) > MAX_AMOUNT_CHARS:
+        raise InvalidArgument(field, f"must be at most {MAX_AMOUNT_CHARS} characters, got {shown(text)}")
     if not _DECIMAL.match(text):
         if text.startswith("-"):
             raise InvalidArgument(field, f"must be greater than zero, got {text!r}")
-        raise InvalidArgument(field, f"must be a plain decimal number such as 1.5, got {text[:40]!r}")
+        raise InvalidArgument(field, f"must be a plain decimal number such as 1.5, got {shown(text)}")
     try:
         units = to_base_units(Decimal(text), token)
     except (ValueError, InvalidOperation) as exc:
@@ -69,12 +92,11 @@ def parse_order_id(text: str, field: str = "order_id") -> str:
     try:
         return str(uuid.UUID(text))
     except ValueError:
-        raise InvalidArgument(field, f"must be a UUID, got {text[:40]!r}") from None
+        raise InvalidArgument(field, f"must be a UUID, got {shown(text)}") from None
 
 
 def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) -> NewOrder:
-    if req.order_type not in (pb.ORDER_TYPE_UNSPECIFIED, pb.ORDER_TYPE_MARKET):
-        raise InvalidArgument("order_type", "only market orders are accepted for now")
+    order_type = parse_order_type(req.order_type)
     tin, tout = parse_pair(req.token_in, req.token_out)
     amount_in = parse_amount(req.amount, tin)
     slippage = parse_slippage(req.slippage_bps)
@@ -83,9 +105,11 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
             "idempotency_key",
             f"must be at most {MAX_IDEMPOTENCY_KEY} characters, got {len(req.idempotency_key)}",
         )
+    if "\x00" in req.idempotency_key:
+        raise InvalidArgument("idempotency_key", "must not contain NUL characters")
     return NewOrder(
         owner_id=owner_id,
-        order_type=OrderType.MARKET,
+        order_type=order_type,
         token_in=tin.symbol,
         token_out=tout.symbol,
         amount_in=amount_in,
@@ -94,19 +118,24 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
     )
 
 
-_STATUS_FROM_PB = {
-    pb.ORDER_STATUS_PENDING: OrderStatus.PENDING,
-    pb.ORDER_STATUS_ROUTING: OrderStatus.ROUTING,
-    pb.ORDER_STATUS_BUILDING: OrderStatus.BUILDING,
-    pb.ORDER_STATUS_SUBMITTED: OrderStatus.SUBMITTED,
-    pb.ORDER_STATUS_CONFIRMED: OrderStatus.CONFIRMED,
-    pb.ORDER_STATUS_FAILED: OrderStatus.FAILED,
-}
+def parse_page_size(requested: int) -> int:
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def parse_order_type(value: int, field: str = "order_type") -> OrderType:
+    if value == pb.ORDER_TYPE_UNSPECIFIED:
+        return DEFAULT_ORDER_TYPE
+    order_type = ORDER_TYPE_FROM_PB.get(pb.OrderType.ValueType(value))
+    if order_type is None or order_type not in ACCEPTED_ORDER_TYPES:
+        accepted = ", ".join(sorted(ACCEPTED_ORDER_TYPES))
+        raise InvalidArgument(field, f"only {accepted} orders are accepted for now")
+    return order_type
 
 
 def parse_status_filter(value: int) -> OrderStatus | None:
     if value == pb.ORDER_STATUS_UNSPECIFIED:
         return None
-    if value not in _STATUS_FROM_PB:
+    status = STATUS_FROM_PB.get(pb.OrderStatus.ValueType(value))
+    if status is None:
         raise InvalidArgument("status", f"unknown status {value}")
-    return _STATUS_FROM_PB[value]  # type: ignore[index]
+    return status

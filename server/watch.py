@@ -1,4 +1,10 @@
-"""WatchOrder's fan-out: one Redis pub/sub connection per server process, shared by every stream.
+"""WatchOrder's algorithm (`follow`) and its fan-out (`EventHub`): one Redis pub/sub connection per server process,
+shared by every stream.
+
+`follow` is what one stream does: subscribe, then replay the stored events after `from_seq`, then forward live
+events, dropping any `seq` already sent and reading the store for a gap or after `IDLE_RECHECK_S` of silence (a
+publish can be lost; the store cannot), until the terminal event. Every read of the store carries the caller's
+owner, so a stream never shows another account's events.
 
 The hub holds one pattern subscription to every order's event channel, made when the server starts, so a
 stream only registers a queue under its order id: no Redis round trip per stream and nothing to undo but a dict
@@ -13,17 +19,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from workers.models import OrderEvent
+from workers.models import Order, OrderEvent
 from workers.publisher import CHANNEL_PREFIX, decode
+from workers.store import OrderNotFound
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 3.0
+# A watcher that hears nothing for this long re-reads the store, in case a publish was lost.
+IDLE_RECHECK_S = 10.0
 _PATTERN = CHANNEL_PREFIX + "*"
 _PREFIX = CHANNEL_PREFIX.encode()
 
@@ -38,6 +49,77 @@ Item = OrderEvent | HubDown
 
 class HubUnavailable(Exception):
     """Redis cannot be reached: no live events can be promised."""
+
+
+class WatchInterrupted(Exception):
+    """Live events stopped (Redis pub/sub lost or unreachable); the client resumes with `from_seq = last_seq`."""
+
+    def __init__(self, reason: str, last_seq: int) -> None:
+        super().__init__(f"{reason}; resume with from_seq={last_seq}")
+        self.last_seq = last_seq
+
+
+class EventSource(Protocol):
+    """What `follow` reads: the store (`workers.store.OrderStore`)."""
+
+    async def get_order(self, order_id: str, owner_id: str | None = None) -> Order | None: ...
+
+    async def events_after(self, order_id: str, from_seq: int, owner_id: str | None = None) -> list[OrderEvent]: ...
+
+
+class LiveEvents(Protocol):
+    """Where `follow` hears of new events: `EventHub`."""
+
+    def subscription(self, order_id: str) -> AbstractAsyncContextManager[asyncio.Queue[Item]]: ...
+
+
+async def follow(
+    source: EventSource,
+    live_events: LiveEvents,
+    order_id: str,
+    from_seq: int,
+    owner_id: str,
+    *,
+    idle_recheck_s: float = IDLE_RECHECK_S,
+) -> AsyncGenerator[OrderEvent, None]:
+    """The order's events with seq > from_seq, in order, each once, ending after the terminal one.
+
+    Raises OrderNotFound for an order that does not exist or is not `owner_id`'s, WatchInterrupted when live
+    events stop. Close it (`contextlib.aclosing`) to let go of its subscription at once.
+    """
+    last = from_seq
+    if last > 0:  # from the start, the replay below doubles as the existence check (every order has seq 1)
+        order = await source.get_order(order_id, owner_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        if order.status.is_final and last >= order.last_seq:
+            return  # the client has seen the terminal event already
+    try:
+        async with live_events.subscription(order_id) as live:
+            # Subscribed first, replayed second: an event published meanwhile is in `live` and deduplicated.
+            batch = await source.events_after(order_id, last, owner_id)
+            if last == 0 and not batch:
+                raise OrderNotFound(order_id)
+            while True:
+                for event in batch:
+                    yield event
+                    last = event.seq
+                    if event.is_final:
+                        return
+                try:
+                    item = await asyncio.wait_for(live.get(), idle_recheck_s)
+                except TimeoutError:
+                    item = None
+                if isinstance(item, HubDown):
+                    raise WatchInterrupted(item.reason, last)
+                if item is not None and item.seq == last + 1:
+                    batch = [item]
+                elif item is None or item.seq > last:
+                    batch = await source.events_after(order_id, last, owner_id)  # a gap, or silence: ask the store
+                else:
+                    batch = []  # already sent
+    except HubUnavailable as exc:
+        raise WatchInterrupted(str(exc), last) from None
 
 
 class EventHub:

@@ -15,7 +15,7 @@ import grpc
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.orphans import child_env
-from server.scratch_stores import ScratchStores, free_port
+from tests.scratch_stores import ScratchStores, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,7 @@
-"""The Dramatiq broker: Redis, with the middleware stack that gives order actors their behaviour."""
+"""The Dramatiq broker: Redis, with the middleware stack that gives order actors their behaviour.
+
+The one module that knows which broker it is: everything else takes a `dramatiq.Broker`.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ DELIVERY_MIN_BACKOFF_MS = 500
 DELIVERY_MAX_BACKOFF_MS = 15_000
 
 
-def build_broker(settings: Settings, *, worker_middleware: list[dramatiq.Middleware] | None = None) -> RedisBroker:
+def build_broker(settings: Settings, *, worker_middleware: list[dramatiq.Middleware] | None = None) -> dramatiq.Broker:
     """A broker for the settings' Redis. Workers add their own middleware; the server only sends."""
     middleware: list[dramatiq.Middleware] = [
         AgeLimit(),

@@ -1,17 +1,27 @@
-"""The order lifecycle, declared once.
+"""The order lifecycle, declared once: every allowed move is a row of `TRANSITIONS`, keyed by (status, event).
 
-Every allowed move is in `ALLOWED_FROM`; the store's guarded UPDATE, the actors and the tests all ask it.
-A retry is not a status of its own: the next attempt starts again at `routing`, and its first event carries the
-attempt number and the error that caused it.
+Everything else is derived from the table: the final statuses (those with no way out), the store's guarded UPDATE
+(`moves(event)`: from which statuses an event applies and where each goes), the protobuf conversions (by name, in
+`server/convert.py`), the lifecycle table in the README and the tests (tests/unit/test_lifecycle_rules.py checks
+both). A status or an event that is not in the table cannot happen: the store's UPDATE matches no row.
+
+Events, not target statuses, are the key, so outcomes that end in a final status for different reasons stay
+different events (`FAIL` today; `CANCEL` and `EXPIRE` come with resting orders). New order types add rows, e.g.
+`(PENDING, REST) -> OPEN`, `(OPEN, TRIGGER) -> ROUTING`, `(OPEN, CANCEL) -> CANCELLED`, `(OPEN, EXPIRE) -> EXPIRED`,
+and nothing else changes shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
+from types import MappingProxyType
 
 DEFAULT_OWNER = "default"
 DEFAULT_SLIPPAGE_BPS = 50
+# The largest slippage an order may allow (50 %): past it, "at any price" is what the client would be asking for.
 MAX_SLIPPAGE_BPS = 5000
 
 
@@ -28,31 +38,62 @@ class OrderStatus(StrEnum):
         return self in FINAL_STATUSES
 
 
-FINAL_STATUSES = frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED})
+class LifecycleEvent(StrEnum):
+    """What happens to an order. Each event moves it along the rows of `TRANSITIONS` that name it."""
+
+    START = "start"  # a worker takes the order up
+    ROUTE = "route"  # the venues answered and a route was chosen
+    SUBMIT = "submit"  # the built transaction went to the chain
+    CONFIRM = "confirm"  # it landed and the swap settled
+    RETRY = "retry"  # a transient failure: the next attempt begins
+    FAIL = "fail"  # a permanent failure, or the last attempt's
+
+
+# Every order is created in this status, with event seq 1; it is not the target of any event.
+INITIAL_STATUS = OrderStatus.PENDING
+
+_S, _E = OrderStatus, LifecycleEvent
+TRANSITIONS: Mapping[tuple[OrderStatus, LifecycleEvent], OrderStatus] = MappingProxyType(
+    {
+        (_S.PENDING, _E.START): _S.ROUTING,
+        (_S.ROUTING, _E.ROUTE): _S.BUILDING,
+        (_S.BUILDING, _E.SUBMIT): _S.SUBMITTED,
+        (_S.SUBMITTED, _E.CONFIRM): _S.CONFIRMED,
+        # A retry is not a status of its own: the next attempt starts over at routing with a fresh quote wherever
+        # the last one failed (a venue that did not answer; a transaction that expired before it landed). Its event
+        # carries the new attempt number and the error that caused it.
+        (_S.ROUTING, _E.RETRY): _S.ROUTING,
+        (_S.BUILDING, _E.RETRY): _S.ROUTING,
+        (_S.SUBMITTED, _E.RETRY): _S.ROUTING,
+        # `failed` from any non-final status, pending included: a permanent error needs no stage to be reached.
+        (_S.PENDING, _E.FAIL): _S.FAILED,
+        (_S.ROUTING, _E.FAIL): _S.FAILED,
+        (_S.BUILDING, _E.FAIL): _S.FAILED,
+        (_S.SUBMITTED, _E.FAIL): _S.FAILED,
+    }
+)
+del _S, _E
+
+# A final status is one the table has no way out of.
+FINAL_STATUSES = frozenset(s for s in OrderStatus if not any(source is s for source, _ in TRANSITIONS))
 NON_FINAL_STATUSES = tuple(s for s in OrderStatus if s not in FINAL_STATUSES)
 
-# target status -> the statuses an order may be in to move there.
-ALLOWED_FROM: dict[OrderStatus, frozenset[OrderStatus]] = {
-    OrderStatus.PENDING: frozenset(),
-    # From pending on the first attempt; from any later non-final stage when a transient failure starts a retry.
-    OrderStatus.ROUTING: frozenset(
-        {OrderStatus.PENDING, OrderStatus.ROUTING, OrderStatus.BUILDING, OrderStatus.SUBMITTED}
-    ),
-    OrderStatus.BUILDING: frozenset({OrderStatus.ROUTING}),
-    OrderStatus.SUBMITTED: frozenset({OrderStatus.BUILDING}),
-    OrderStatus.CONFIRMED: frozenset({OrderStatus.SUBMITTED}),
-    OrderStatus.FAILED: frozenset(NON_FINAL_STATUSES),
-}
 
-
-def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
-    return current in ALLOWED_FROM[target]
+@cache
+def moves(event: LifecycleEvent) -> Mapping[OrderStatus, OrderStatus]:
+    """Where `event` takes an order, by the status it is in; a status not listed cannot take the event."""
+    return MappingProxyType({source: target for (source, e), target in TRANSITIONS.items() if e is event})
 
 
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
     SNIPER = "sniper"
+
+
+# What a request that names no order type gets, and the types the engine executes today.
+DEFAULT_ORDER_TYPE = OrderType.MARKET
+ACCEPTED_ORDER_TYPES = frozenset({OrderType.MARKET})
 
 
 class ErrorCode(StrEnum):
@@ -63,7 +104,6 @@ class ErrorCode(StrEnum):
     SLIPPAGE_EXCEEDED = "SLIPPAGE_EXCEEDED"
     NO_ROUTE = "NO_ROUTE"
     INSUFFICIENT_LIQUIDITY = "INSUFFICIENT_LIQUIDITY"
-    RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,19 +1,19 @@
 """What a worker does for an order: look at where it is, take it one step further, repeat.
 
-Each step is a guarded transition, so a redelivered or duplicated message finds the order already past that
-step and does nothing. Failures are raised, never turned into events here: `middleware/attempts.py` decides
-between a retry and the one `failed` event.
+Each step is a guarded transition (`OrderStore.transition` with a lifecycle event), so a redelivered or duplicated
+message finds the order already past that step and does nothing; the store publishes and logs each event it commits
+(`workers/events.py`). Failures are raised, never turned into events here: `middleware/attempts.py` decides between
+a retry and the one `failed` event.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from workers import chain
 from workers.chain import Submission
-from workers.domain import ErrorCode, OrderFailure, OrderStatus, PermanentFailure, TransientFailure
+from workers.domain import ErrorCode, LifecycleEvent, OrderFailure, OrderStatus, PermanentFailure, TransientFailure
 from workers.market import (
     InsufficientLiquidityError,
     NoRouteError,
@@ -23,12 +23,10 @@ from workers.market import (
     resolve_token,
     route_from_json,
 )
-from workers.models import EventDetails, Order, OrderEvent
+from workers.models import EventDetails, Order
 from workers.runtime import Engine
 from workers.store import Settlement
 from workers.views import leg_view, main_dex, price, route_view
-
-log = logging.getLogger(__name__)
 
 
 async def advance(engine: Engine, order_id: str) -> None:
@@ -44,10 +42,10 @@ async def advance(engine: Engine, order_id: str) -> None:
 
 async def _drive(engine: Engine, order: Order) -> None:
     if order.status is OrderStatus.PENDING:
-        started = await _emit(engine, order.id, OrderStatus.ROUTING, EventDetails(), order.attempt)
+        started = await engine.store.transition(order.id, LifecycleEvent.START, attempt=order.attempt)
         if started is None:
             return
-        order = replace(order, status=OrderStatus.ROUTING, updated_at=started.time)
+        order = replace(order, status=started.status, updated_at=started.time)
     if order.status is OrderStatus.ROUTING:
         # The venues answer after their network latency; a delayed message comes back then, so no thread waits.
         wait_ms = engine.venues.quote_wait_ms(order.id, order.attempt, asked_at=order.updated_at)
@@ -70,16 +68,6 @@ async def _drive(engine: Engine, order: Order) -> None:
     await _check_landing(engine, order, sub)
 
 
-async def _emit(
-    engine: Engine, order_id: str, target: OrderStatus, details: EventDetails, attempt: int, **columns: object
-) -> OrderEvent | None:
-    event = await engine.store.transition(order_id, target, details, attempt=attempt, **columns)  # type: ignore[arg-type]
-    if event is not None:
-        await engine.publisher.publish(event)
-        log.info("order %s: %s (attempt %d, seq %d)", order_id, target, attempt, event.seq)
-    return event
-
-
 async def _route(engine: Engine, order: Order) -> Order | None:
     token_in, token_out = resolve_token(order.token_in), resolve_token(order.token_out)
     view = await engine.venues.quote(token_in, token_out, order.amount_in, order=(order.id, order.attempt))
@@ -88,8 +76,8 @@ async def _route(engine: Engine, order: Order) -> Order | None:
     dex = main_dex(route)
     details = EventDetails(dex=dex, route=route_view(route, order.slippage_bps), instructions=instructions)
     raw = route.to_json()
-    event = await _emit(engine, order.id, OrderStatus.BUILDING, details, order.attempt, route=raw)
-    return replace(order, status=OrderStatus.BUILDING, dex=dex, route=raw) if event else None
+    event = await engine.store.transition(order.id, LifecycleEvent.ROUTE, details, attempt=order.attempt, route=raw)
+    return replace(order, status=event.status, dex=dex, route=raw) if event else None
 
 
 async def _submit(engine: Engine, order: Order) -> tuple[Order, Submission] | None:
@@ -100,9 +88,10 @@ async def _submit(engine: Engine, order: Order) -> tuple[Order, Submission] | No
     )
     sub = await engine.store.record_submission(order.id, order.attempt, planned)
     details = EventDetails(dex=order.dex, tx_signature=signature)
-    if not await _emit(engine, order.id, OrderStatus.SUBMITTED, details, order.attempt):
+    event = await engine.store.transition(order.id, LifecycleEvent.SUBMIT, details, attempt=order.attempt)
+    if event is None:
         return None
-    return replace(order, status=OrderStatus.SUBMITTED, tx_signature=signature), sub
+    return replace(order, status=event.status, tx_signature=signature), sub
 
 
 async def _check_landing(engine: Engine, order: Order, sub: Submission | None) -> None:
@@ -152,7 +141,4 @@ async def _settle(engine: Engine, order: Order) -> None:
             pools_after=done.pools_after,
         )
 
-    event = await engine.store.settle(order, order.tx_signature, [leg.pool_id for leg in route.legs], decide)
-    if event is not None:
-        await engine.publisher.publish(event)
-        log.info("order %s: confirmed (attempt %d, seq %d)", order.id, order.attempt, event.seq)
+    await engine.store.settle(order, order.tx_signature, [leg.pool_id for leg in route.legs], decide)

@@ -1,60 +1,59 @@
 """Handing an order to the workers: one Dramatiq message naming the order, optionally delayed.
 
-The server enqueues through this without importing the actors; the message is the same one `advance_order`
-consumes. From async code the message goes out on the async Redis client, through the broker's own enqueue
-script with the broker's own arguments, so no thread is needed and Dramatiq sees exactly what
-`RedisBroker.enqueue` would have written (checked by tests/integration/test_queue.py).
+`OrderQueue` is what the engine and the server ask for; `BrokerQueue` is its one implementation. It sends through
+the broker's public `enqueue`, whichever broker it is (Redis today, RabbitMQ with `BROKER_URL=amqp://` later), so
+every message passes the broker's `before_enqueue`/`after_enqueue` hooks: middleware such as Prometheus or tracing
+sees the server's enqueues as well as the workers'. The message is the one `advance_order` consumes, built here so
+the server need not import the actors.
+
+Dramatiq's brokers are blocking clients, so from async code the enqueue runs on a small pool of threads of its own:
+the event loop (grpc.aio's, or Dramatiq's event-loop thread in a worker) never waits on the broker, and a burst of
+enqueues cannot starve the loop's default executor. BENCHMARKS.md measures what the thread hop costs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from uuid import uuid4
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 import dramatiq
-import redis.asyncio as aioredis
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis, dq_name
 
 QUEUE_NAME = "orders"
 ACTOR_NAME = "advance_order"
+# Enough for a burst of ExecuteOrder calls to keep the broker busy; each thread holds at most one connection.
+ENQUEUE_THREADS = 8
 
 
 def message_for(order_id: str) -> dramatiq.Message[None]:
     return dramatiq.Message(queue_name=QUEUE_NAME, actor_name=ACTOR_NAME, args=(order_id,), kwargs={}, options={})
 
 
-class OrderQueue:
-    def __init__(self, broker: RedisBroker, redis: aioredis.Redis | None = None) -> None:
+class OrderQueue(Protocol):
+    def enqueue(self, order_id: str, delay_ms: int = 0) -> None:
+        """Sends the order's message now, or to be delivered after `delay_ms`; blocks until the broker has it."""
+
+    async def enqueue_async(self, order_id: str, delay_ms: int = 0) -> None:
+        """The same, without blocking the event loop."""
+
+    def close(self) -> None: ...
+
+
+class BrokerQueue:
+    """Parameters:
+    broker(dramatiq.Broker): any Dramatiq broker; only its public `enqueue` is used.
+    threads(int): the enqueue threads for `enqueue_async`.
+    """
+
+    def __init__(self, broker: dramatiq.Broker, *, threads: int = ENQUEUE_THREADS) -> None:
         self._broker = broker
-        self._redis = redis
-        self._script = redis.register_script(broker.scripts["dispatch"].script) if redis is not None else None
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="enqueue")
 
     def enqueue(self, order_id: str, delay_ms: int = 0) -> None:
         self._broker.enqueue(message_for(order_id), delay=delay_ms if delay_ms > 0 else None)
 
     async def enqueue_async(self, order_id: str, delay_ms: int = 0) -> None:
-        if self._script is None:
-            await asyncio.to_thread(self.enqueue, order_id, delay_ms)
-            return
-        broker = self._broker
-        options: dict[str, object] = {"redis_message_id": str(uuid4())}
-        queue_name = QUEUE_NAME
-        if delay_ms > 0:
-            queue_name = dq_name(QUEUE_NAME)
-            options["eta"] = current_millis() + delay_ms
-        message = message_for(order_id).copy(queue_name=queue_name, options=options)
-        # The arguments RedisBroker._dispatch passes for "enqueue" (maintenance is left to the consumers).
-        args = [
-            "enqueue",
-            current_millis(),
-            queue_name,
-            broker.broker_id,
-            broker.heartbeat_timeout,
-            broker.dead_message_ttl,
-            0,
-            broker._max_unpack_size(),  # type: ignore[no-untyped-call]
-            options["redis_message_id"],
-            message.encode(),
-        ]
-        await self._script(keys=[broker.namespace], args=args)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.enqueue, order_id, delay_ms)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)

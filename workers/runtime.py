@@ -1,17 +1,25 @@
-"""The engine's runtime: the live connections a worker process shares between its actors."""
+"""The composition root: every part of a process's engine is built here, once, by `Engine.open`.
+
+A worker process opens it when Dramatiq boots (`middleware/engine_lifecycle.py`, with the worker's broker); the gRPC
+server opens the same engine (`server/grpc_app.py`, with a broker that only sends) and adds its faces. Either way
+one store pool, one async Redis client, one event path (`events`: metrics and traces attach there with
+`events.observe`), one venue cache and one order queue serve the process.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import dramatiq
 import redis.asyncio as aioredis
-from dramatiq.brokers.redis import RedisBroker
 
+from workers.broker import build_broker
 from workers.chain import ChainProfile
 from workers.config import Settings
+from workers.events import EventSink
 from workers.market import genesis_pools
 from workers.publisher import EventPublisher
-from workers.queue import OrderQueue
+from workers.queue import BrokerQueue, OrderQueue
 from workers.redis_client import async_redis
 from workers.store import OrderStore
 from workers.venues import Venues
@@ -22,35 +30,49 @@ class Engine:
     settings: Settings
     store: OrderStore
     redis: aioredis.Redis
-    publisher: EventPublisher
+    events: EventSink
     venues: Venues
     queue: OrderQueue
     chain: ChainProfile
+    _own_broker: dramatiq.Broker | None = field(default=None, repr=False)
 
     @classmethod
-    async def open(cls, settings: Settings, broker: RedisBroker, *, pool_size: int = 10) -> Engine:
+    async def open(
+        cls,
+        settings: Settings,
+        broker: dramatiq.Broker | None = None,
+        *,
+        pool_size: int = 10,
+        redis_timeout_s: float = 5.0,
+    ) -> Engine:
+        """The engine on the settings' stores. Without a `broker`, one that only sends is built (and closed)."""
         assert settings.database_url and settings.redis_url, "DATABASE_URL and REDIS_URL must be set"
-        store = await OrderStore.open(settings.database_url, max_size=pool_size)
-        redis = async_redis(settings.redis_url)
-        venues = Venues(
-            store,
-            latency=settings.market_latency,
-            failure_rate=settings.market_failure_rate,
-            seed=settings.market_seed,
-        )
+        sender = broker if broker is not None else build_broker(settings)
+        redis = async_redis(settings.redis_url, socket_timeout=redis_timeout_s)
+        events = EventSink(EventPublisher(redis))
+        store = await OrderStore.open(settings.database_url, max_size=pool_size, sink=events)
         return cls(
             settings=settings,
             store=store,
             redis=redis,
-            publisher=EventPublisher(redis),
-            venues=venues,
-            queue=OrderQueue(broker, redis),
+            events=events,
+            venues=Venues(
+                store,
+                latency=settings.market_latency,
+                failure_rate=settings.market_failure_rate,
+                seed=settings.market_seed,
+            ),
+            queue=BrokerQueue(sender),
             chain=ChainProfile.for_latency(settings.market_latency),
+            _own_broker=sender if broker is None else None,
         )
 
     async def close(self) -> None:
+        self.queue.close()
         await self.redis.aclose()
         await self.store.close()
+        if self._own_broker is not None:
+            self._own_broker.close()
 
 
 _current: Engine | None = None

@@ -1,8 +1,10 @@
 """The order store: every SQL statement of the engine lives here.
 
-A state change is one statement or one transaction: the guarded UPDATE (`status = ANY(allowed)`) moves the order
-and the INSERT of its event rides in the same statement, so a redelivered message that finds the order already
-past that state changes nothing. Publishing to Redis happens after commit, elsewhere.
+A state change is one statement or one transaction: the guarded UPDATE moves the order only from a status the
+lifecycle table lets the event leave (`workers.domain.moves`, passed as a JSON map from status to status) and the
+INSERT of its event rides in the same statement, so a redelivered message that finds the order already past that
+state changes nothing. Every method that writes an event hands it to the store's `EventSink` once committed
+(`workers/events.py`: publish, log, observers), so callers never publish themselves.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from workers.chain import Submission
-from workers.domain import ALLOWED_FROM, NON_FINAL_STATUSES, OrderError, OrderStatus, OrderType
+from workers.domain import (
+    INITIAL_STATUS,
+    NON_FINAL_STATUSES,
+    LifecycleEvent,
+    OrderError,
+    OrderStatus,
+    OrderType,
+    moves,
+)
+from workers.events import EventSink
 from workers.market.codec import pool_from_json
 from workers.market.pool import Pool
 from workers.models import EventDetails, NewOrder, Order, OrderEvent
@@ -26,6 +37,13 @@ from workers.models import EventDetails, NewOrder, Order, OrderEvent
 
 class StoreUnavailable(Exception):
     """PostgreSQL cannot be reached; nothing was written."""
+
+
+class OrderNotFound(LookupError):
+    """No such order, or not the caller's: the same answer, so one account learns nothing of another's orders."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} not found")
 
 
 class IdempotencyConflict(Exception):
@@ -49,6 +67,9 @@ class Settlement:
 
 _NO_DETAILS = EventDetails()
 
+# Each event's moves as the guarded UPDATE takes them: {"from status": "to status", ...}.
+_MOVES = {event: Jsonb({s.value: t.value for s, t in moves(event).items()}) for event in LifecycleEvent}
+
 # The advisory lock that one market drift at a time holds (any constant not used elsewhere).
 DRIFT_LOCK_KEY = 0x0D21F7
 
@@ -67,12 +88,12 @@ _TRANSITION = (
     """
 WITH moved AS (
     UPDATE orders SET
-        status = %(status)s, last_seq = last_seq + 1, updated_at = clock_timestamp(),
+        status = %(moves)s::jsonb ->> status, last_seq = last_seq + 1, updated_at = clock_timestamp(),
         dex = COALESCE(%(dex)s, dex), route = COALESCE(%(route)s, route),
         tx_signature = COALESCE(%(tx_signature)s, tx_signature),
         executed_price = COALESCE(%(executed_price)s, executed_price),
         amount_out = COALESCE(%(amount_out)s, amount_out), error = COALESCE(%(error)s, error)
-    WHERE id = %(id)s AND status = ANY(%(allowed)s) AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s)
+    WHERE id = %(id)s AND %(moves)s::jsonb ? status AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s)
     RETURNING id, last_seq, status, attempt
 )"""
     + _EVENT_INSERT
@@ -82,9 +103,9 @@ _START_RETRY = (
     """
 WITH moved AS (
     UPDATE orders SET
-        status = 'routing', attempt = attempt + 1, last_seq = last_seq + 1, updated_at = clock_timestamp(),
-        dex = NULL, route = NULL, tx_signature = NULL, error = %(error)s
-    WHERE id = %(id)s AND attempt = %(attempt)s AND status = ANY(%(allowed)s)
+        status = %(moves)s::jsonb ->> status, attempt = attempt + 1, last_seq = last_seq + 1,
+        updated_at = clock_timestamp(), dex = NULL, route = NULL, tx_signature = NULL, error = %(error)s
+    WHERE id = %(id)s AND attempt = %(attempt)s AND %(moves)s::jsonb ? status
     RETURNING id, last_seq, status, attempt
 )"""
     + _EVENT_INSERT
@@ -131,13 +152,19 @@ def _uuid(order_id: str) -> uuid.UUID:
 
 
 class OrderStore:
-    """One connection pool per process, opened at start-up and closed at shutdown."""
+    """One connection pool per process, opened at start-up and closed at shutdown.
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    `sink` hears of every event the store commits; without one, events are only logged.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool, sink: EventSink | None = None) -> None:
         self._pool = pool
+        self._sink = sink or EventSink()
 
     @classmethod
-    async def open(cls, database_url: str, *, min_size: int = 2, max_size: int = 10) -> OrderStore:
+    async def open(
+        cls, database_url: str, *, min_size: int = 2, max_size: int = 10, sink: EventSink | None = None
+    ) -> OrderStore:
         pool = AsyncConnectionPool(
             database_url,
             min_size=min_size,
@@ -148,13 +175,19 @@ class OrderStore:
             open=False,
         )
         await pool.open(wait=False)
-        return cls(pool)
+        return cls(pool, sink)
 
     async def close(self) -> None:
         await self._pool.close()
 
     def _conn(self) -> Any:
         return self._pool.connection()
+
+    async def _committed(self, event: OrderEvent | None) -> OrderEvent | None:
+        """Call with what a committed write returned: the sink hears of the event, if one was written."""
+        if event is not None:
+            await self._sink.committed(event)
+        return event
 
     async def ping(self) -> None:
         async with self._conn() as conn:
@@ -163,7 +196,7 @@ class OrderStore:
     # -- orders -----------------------------------------------------------------------------------------------
 
     async def create_order(self, new: NewOrder) -> tuple[Order, OrderEvent | None]:
-        """Stores the order and its `pending` event in one transaction.
+        """Stores the order and its `pending` event in one transaction, then hands the event to the sink.
 
         Returns the event only when the order is new; a repeated idempotency key with the same parameters
         returns the stored order and no event, with other parameters raises IdempotencyConflict.
@@ -176,12 +209,12 @@ class OrderStore:
                 WITH o AS (
                     INSERT INTO orders (id, owner_id, idempotency_key, fingerprint, order_type, token_in, token_out,
                                         amount_in, slippage_bps, status)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending')
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                     ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                     RETURNING {_ORDER_COLUMNS}
                 ), e AS (
                     INSERT INTO order_events (order_id, seq, status, attempt)
-                    SELECT id, 1, 'pending', 1 FROM o
+                    SELECT id, 1, status, 1 FROM o
                     RETURNING order_id, seq, status, attempt, created_at
                 )
                 SELECT o.*, e.* FROM o, e
@@ -196,28 +229,33 @@ class OrderStore:
                     new.token_out,
                     new.amount_in,
                     new.slippage_bps,
+                    INITIAL_STATUS.value,
                 ),
             )
             row = await cur.fetchone()
-            if row is not None:
-                n = len(_ORDER_COLUMNS.split(","))
-                return _order(row[:n]), _event(row[n:], EventDetails())
-            cur = await conn.execute(
-                f"SELECT {_ORDER_COLUMNS}, fingerprint FROM orders WHERE owner_id = %s AND idempotency_key = %s",
-                (new.owner_id, new.idempotency_key),
-            )
-            existing = await cur.fetchone()
-            if existing is None:
-                raise StoreUnavailable("the order with this idempotency key vanished while being read; retry")
-            if existing[-1] != new.fingerprint():
-                raise IdempotencyConflict(str(existing[0]))
-            return _order(existing), None
+            if row is None:
+                cur = await conn.execute(
+                    f"SELECT {_ORDER_COLUMNS}, fingerprint FROM orders WHERE owner_id = %s AND idempotency_key = %s",
+                    (new.owner_id, new.idempotency_key),
+                )
+                existing = await cur.fetchone()
+        if row is not None:
+            n = len(_ORDER_COLUMNS.split(","))
+            pending = _event(row[n:], EventDetails())
+            await self._committed(pending)
+            return _order(row[:n]), pending
+        if existing is None:
+            raise StoreUnavailable("the order with this idempotency key vanished while being read; retry")
+        if existing[-1] != new.fingerprint():
+            raise IdempotencyConflict(str(existing[0]))
+        return _order(existing), None
 
     async def forget_unstarted(self, order_id: str) -> bool:
         """Undoes create_order when the order could not be queued, so a failed request leaves nothing behind."""
         async with self._conn() as conn:
             cur = await conn.execute(
-                "DELETE FROM orders WHERE id = %s AND status = 'pending' AND last_seq = 1", (_uuid(order_id),)
+                "DELETE FROM orders WHERE id = %s AND status = %s AND last_seq = 1",
+                (_uuid(order_id), INITIAL_STATUS.value),
             )
             return bool(cur.rowcount == 1)
 
@@ -271,19 +309,34 @@ class OrderStore:
     async def transition(
         self,
         order_id: str,
-        target: OrderStatus,
+        event: LifecycleEvent,
         details: EventDetails = _NO_DETAILS,
         *,
         attempt: int | None = None,
         route: dict[str, Any] | None = None,
         amount_out: int | None = None,
-        conn: Any = None,
     ) -> OrderEvent | None:
-        """Moves the order to `target` if the lifecycle allows it from where it is; None when it does not."""
+        """Applies `event` if the lifecycle allows it from where the order is; None when it does not.
+
+        `attempt`, when given, must be the order's attempt (a stale message of an earlier attempt moves nothing).
+        """
+        async with self._conn() as conn:
+            stored = await self._transition(conn, order_id, event, details, attempt, route, amount_out)
+        return await self._committed(stored)
+
+    @staticmethod
+    async def _transition(
+        conn: Any,
+        order_id: str,
+        event: LifecycleEvent,
+        details: EventDetails,
+        attempt: int | None,
+        route: dict[str, Any] | None,
+        amount_out: int | None,
+    ) -> OrderEvent | None:
         params = {
             "id": _uuid(order_id),
-            "status": target.value,
-            "allowed": [s.value for s in ALLOWED_FROM[target]],
+            "moves": _MOVES[event],
             "attempt": attempt,
             "dex": details.dex,
             "route": Jsonb(route) if route is not None else None,
@@ -293,13 +346,8 @@ class OrderStore:
             "error": Jsonb(details.error.to_json()) if details.error else None,
             "payload": Jsonb(details.to_json()),
         }
-        if conn is not None:
-            cur = await conn.execute(_TRANSITION, params)
-            row = await cur.fetchone()
-        else:
-            async with self._conn() as c:
-                cur = await c.execute(_TRANSITION, params)
-                row = await cur.fetchone()
+        cur = await conn.execute(_TRANSITION, params)
+        row = await cur.fetchone()
         return _event(row, details) if row else None
 
     async def start_retry(self, order_id: str, failed_attempt: int, error: OrderError) -> OrderEvent | None:
@@ -311,17 +359,17 @@ class OrderStore:
                 {
                     "id": _uuid(order_id),
                     "attempt": failed_attempt,
-                    "allowed": [s.value for s in ALLOWED_FROM[OrderStatus.ROUTING]],
+                    "moves": _MOVES[LifecycleEvent.RETRY],
                     "error": Jsonb(error.to_json()),
                     "payload": Jsonb(details.to_json()),
                 },
             )
             row = await cur.fetchone()
-        return _event(row, details) if row else None
+        return await self._committed(_event(row, details) if row else None)
 
     async def fail(self, order_id: str, error: OrderError, *, attempt: int | None = None) -> OrderEvent | None:
         """The order's one terminal failure; `attempt` guards against a stale message of an earlier attempt."""
-        return await self.transition(order_id, OrderStatus.FAILED, EventDetails(error=error), attempt=attempt)
+        return await self.transition(order_id, LifecycleEvent.FAIL, EventDetails(error=error), attempt=attempt)
 
     async def stale_orders(self, idle_seconds: float, limit: int = 500) -> list[str]:
         """Claims non-final orders that stopped moving, so that one reconciler among many re-drives each."""
@@ -416,7 +464,7 @@ class OrderStore:
         async with self._conn() as conn, conn.transaction():
             cur = await conn.execute("SELECT status, attempt FROM orders WHERE id = %s FOR UPDATE", (_uuid(order_id),))
             row = await cur.fetchone()
-            if row is None or row[0] != OrderStatus.SUBMITTED.value or row[1] != attempt:
+            if row is None or OrderStatus(row[0]) not in moves(LifecycleEvent.CONFIRM) or row[1] != attempt:
                 return None
             cur = await conn.execute(
                 "SELECT id, state FROM pools WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
@@ -440,14 +488,10 @@ class OrderStore:
                 amount_out=outcome.amount_out_text,
                 dex=order.dex,
             )
-            return await self.transition(
-                order_id,
-                OrderStatus.CONFIRMED,
-                details,
-                attempt=attempt,
-                amount_out=outcome.amount_out,
-                conn=conn,
+            confirmed = await self._transition(
+                conn, order_id, LifecycleEvent.CONFIRM, details, attempt, None, outcome.amount_out
             )
+        return await self._committed(confirmed)
 
     async def drift_pool(
         self,
@@ -485,13 +529,10 @@ class OrderStore:
             )
             return after
 
-    async def settlements_count(self, order_id: str) -> int:
-        async with self._conn() as conn:
-            cur = await conn.execute("SELECT count(*) FROM settlements WHERE order_id = %s", (_uuid(order_id),))
-            row = await cur.fetchone()
-            return int(row[0]) if row else 0
-
 
 def is_unavailable(exc: BaseException) -> bool:
-    """True for errors that mean "PostgreSQL is not reachable now" rather than a bug or bad data."""
-    return isinstance(exc, psycopg.OperationalError | StoreUnavailable) or type(exc).__name__ == "PoolTimeout"
+    """True for errors that mean "PostgreSQL is not reachable now" rather than a bug or bad data.
+
+    psycopg_pool's PoolTimeout (no connection within the pool's timeout) is an OperationalError too.
+    """
+    return isinstance(exc, psycopg.OperationalError | StoreUnavailable)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from workers import faults
 from workers.domain import ErrorCode, PermanentFailure, TransientFailure
 from workers.market import (
+    DEXES,
     InsufficientLiquidityError,
     NoRouteError,
     Pool,
@@ -25,7 +26,6 @@ from workers.market import (
 )
 from workers.store import OrderStore
 
-DEXES = ("raydium", "meteora")
 QUOTE_LATENCY_MS = (150, 250)
 
 

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from client.async_client import AsyncOrderClient
 from client.options import ReconnectPolicy
-from server.bridge import grpc_web, http_api, sockets
+from server.bridge import grpc_web, http_api, openapi, sockets
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -46,7 +46,9 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
         Route("/api/orders/{orderId}", http_api.get_order, methods=["GET"]),
         Route("/api/quote", http_api.get_quote, methods=["GET"]),
         WebSocketRoute("/ws/orders/{orderId}", sockets.watch_order),
+        Route("/openapi.json", openapi.description, methods=["GET"]),
         Route(grpc_web.PATH, grpc_web.call, methods=["POST"]),  # /orderengine.v1.OrderService/{method}
+        WebSocketRoute("/{path:path}", sockets.no_such_socket),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page"),
     ]
     middleware = [
@@ -59,4 +61,6 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
             max_age=600,
         )
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return Starlette(
+        routes=routes, middleware=middleware, exception_handlers=http_api.EXCEPTION_HANDLERS, lifespan=lifespan
+    )

@@ -1,4 +1,8 @@
-"""The bridge's HTTP handlers: each reads its input, makes one gRPC call and answers JSON."""
+"""The bridge's HTTP handlers: each reads its input, makes one gRPC call and answers JSON.
+
+Errors are not caught here: `EXCEPTION_HANDLERS` (installed by `app.create_app`) turns bad input and failed RPCs
+into JSON error responses, once for every endpoint.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,18 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from client.async_client import AsyncOrderClient
 from client.errors import OrderServiceError
 from client.json_format import order_json, order_list_json, quote_json
+from client.options import SERVICE_NAME
 from server.bridge.parsing import (
     MAX_BODY_BYTES,
     InputError,
+    ascii_int,
     load_json,
     parse_list_query,
     parse_order,
@@ -22,8 +29,8 @@ from server.bridge.parsing import (
     service_error_body,
 )
 
-SERVICE_NAME = "orderengine.v1.OrderService"
 HEALTH_DEADLINE_S = 2.0
+ROUTING_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 def order_client(request: Request) -> AsyncOrderClient:
@@ -31,17 +38,21 @@ def order_client(request: Request) -> AsyncOrderClient:
     return client
 
 
-def error_response(error: InputError | OrderServiceError) -> JSONResponse:
-    if isinstance(error, InputError):
-        return JSONResponse(error.body(), status_code=error.status)
-    status, body = service_error_body(error)
+async def input_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InputError)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OrderServiceError)
+    status, body = service_error_body(exc)
     return JSONResponse(body, status_code=status)
 
 
 async def read_body(request: Request) -> bytes:
     """The request body, refused with 413 past MAX_BODY_BYTES without reading the rest."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    declared = ascii_int(request.headers.get("content-length", ""))
+    if declared is not None and declared > MAX_BODY_BYTES:
         raise InputError(f"body larger than {MAX_BODY_BYTES} bytes", status=413)
     body = bytearray()
     async for chunk in request.stream():
@@ -53,42 +64,30 @@ async def read_body(request: Request) -> bytes:
 
 async def execute_order(request: Request) -> Response:
     """POST /api/orders/execute -> {"orderId": ...}"""
-    try:
-        order = parse_order(load_json(await read_body(request)))
-        order_id = await order_client(request).execute(
-            order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
-        )
-    except (InputError, OrderServiceError) as e:
-        return error_response(e)
+    order = parse_order(load_json(await read_body(request)))
+    order_id = await order_client(request).execute(
+        order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
+    )
     return JSONResponse({"orderId": order_id})
 
 
 async def get_order(request: Request) -> Response:
     """GET /api/orders/{orderId}"""
-    try:
-        order = await order_client(request).get(request.path_params["orderId"])
-    except OrderServiceError as e:
-        return error_response(e)
+    order = await order_client(request).get(request.path_params["orderId"])
     return JSONResponse(order_json(order))
 
 
 async def list_orders(request: Request) -> Response:
     """GET /api/orders?status=&limit=&pageToken= -> {"orders": [...], "nextPageToken": ...}"""
-    try:
-        query = parse_list_query(dict(request.query_params))
-        page = await order_client(request).list(query.status, query.limit, query.page_token)
-    except (InputError, OrderServiceError) as e:
-        return error_response(e)
+    query = parse_list_query(dict(request.query_params))
+    page = await order_client(request).list(query.status, query.limit, query.page_token)
     return JSONResponse(order_list_json(page))
 
 
 async def get_quote(request: Request) -> Response:
     """GET /api/quote?tokenIn=&tokenOut=&amount=&slippageBps="""
-    try:
-        query = parse_quote_query(dict(request.query_params))
-        quote = await order_client(request).quote(query.token_in, query.token_out, query.amount, query.slippage_bps)
-    except (InputError, OrderServiceError) as e:
-        return error_response(e)
+    query = parse_quote_query(dict(request.query_params))
+    quote = await order_client(request).quote(query.token_in, query.token_out, query.amount, query.slippage_bps)
     return JSONResponse(quote_json(quote))
 
 
@@ -114,3 +113,19 @@ async def health(request: Request) -> Response:
 
 def _unavailable(why: str) -> JSONResponse:
     return JSONResponse({"status": "unavailable", "error": why}, status_code=503)
+
+
+async def routing_error(request: Request, exc: Exception) -> Response:
+    """No such path, or not that method (Starlette's own refusals): the API's error shape, Allow kept on a 405."""
+    assert isinstance(exc, HTTPException)
+    body = {"error": exc.detail, "code": ROUTING_CODES.get(exc.status_code, "HTTP_ERROR"), "field": None}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+# Every error the API answers, mapped once: bad input, failed RPCs, and Starlette's own 404/405.
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    InputError: input_error,
+    OrderServiceError: service_error,
+    404: routing_error,
+    405: routing_error,
+}

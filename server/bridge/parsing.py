@@ -15,13 +15,19 @@ from typing import Any
 import grpc
 
 from client.errors import OrderServiceError
-from client.options import parse_status
+from client.options import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, UINT32_MAX, parse_status
 from orderengine.v1 import order_service_pb2 as pb
 
 MAX_BODY_BYTES = 16 * 1024
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
+# Event numbers are PostgreSQL bigints.
+MAX_SEQ = 2**63 - 1
+# A JSON number for an amount is written out in plain digits for the service; past this power of ten that text
+# would be enormous (1e999999999 is a gigabyte of zeros), and no token's supply comes near it.
+MAX_AMOUNT_EXPONENT = 40
 _SNAKE = re.compile(r"_([a-z0-9])")
+# `str.isdigit` also admits "²" and Arabic-Indic digits; integers here are ASCII digits, at most 19 of them (a bigint).
+_ASCII_INT = re.compile(r"[0-9]{1,19}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # gRPC status -> HTTP status, as the gRPC docs' HTTP mapping has it.
 HTTP_STATUS_OF: dict[grpc.StatusCode, int] = {
@@ -80,16 +86,42 @@ def service_error_body(error: OrderServiceError) -> tuple[int, dict[str, Any]]:
     return status, {"error": message, "code": error.code_name, "field": field}
 
 
+def ascii_int(text: str) -> int | None:
+    """The integer `text` spells in ASCII digits (19 at most), else None."""
+    return int(text) if _ASCII_INT.fullmatch(text) else None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _refuse_lone_surrogates(document: Any) -> None:
+    """JSON may spell a lone UTF-16 surrogate ("\\ud800"), which no UTF-8 text (nor protobuf string) can hold."""
+    pending: list[tuple[Any, str | None]] = [(document, None)]
+    while pending:  # iterative: json nests deeper than Python recursion is comfortable with
+        value, field = pending.pop()
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise InputError(f"{field or 'the body'} is not valid Unicode text: it holds a lone surrogate", field)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    raise InputError("a key of the body is not valid Unicode text: it holds a lone surrogate")
+                pending.append((item, field or key))
+        elif isinstance(value, list):
+            pending.extend((item, field) for item in value)
+
+
 def load_json(body: bytes | str) -> Any:
-    """Parse JSON keeping numbers exact (Decimal), refusing NaN and Infinity."""
+    """Parse JSON keeping numbers exact (Decimal, integers too: no digit limit), refusing NaN, Infinity and text
+    that is not Unicode."""
     try:
-        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        document = json.loads(body, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise InputError("malformed JSON: nested too deeply") from None
+    _refuse_lone_surrogates(document)
+    return document
 
 
 def _required_text(obj: dict[str, Any], key: str) -> str:
@@ -113,19 +145,31 @@ def amount_text(value: Any, field: str = "amount") -> str:
         raise InputError(f"{field} must be a decimal number, got {value!r}", field) from None
     if not number.is_finite():
         raise InputError(f"{field} must be a finite number", field)
-    return value.strip() if isinstance(value, str) else format(number, "f")
+    if isinstance(value, str):
+        return value.strip()
+    if number and not -MAX_AMOUNT_EXPONENT <= number.adjusted() <= MAX_AMOUNT_EXPONENT:
+        raise InputError(f"{field} is out of range, got {value:.3e}", field)
+    return format(number, "f")
 
 
 def _bps(value: Any, field: str) -> int:
     if value is None:
         return 0
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        value = int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10_000:
-        raise InputError(f"{field} must be an integer from 0 to 10000", field)
-    return value
+    bps: int | None = None
+    if isinstance(value, str):
+        bps = ascii_int(value.strip())
+    elif (  # compared before any int(): int(Decimal("1e999999999")) would take forever
+        isinstance(value, int | Decimal)
+        and not isinstance(value, bool)
+        and Decimal(value).is_finite()
+        and 0 <= value <= UINT32_MAX
+        and value == int(value)
+    ):
+        bps = int(value)
+    if bps is None or not 0 <= bps <= UINT32_MAX:
+        # The shape only (a uint32 on the wire): the largest slippage allowed is the service's to judge.
+        raise InputError(f"{field} must be a non-negative integer", field)
+    return bps
 
 
 def parse_order(obj: Any) -> OrderInput:
@@ -147,9 +191,10 @@ def parse_order(obj: Any) -> OrderInput:
 def parse_from_seq(text: str | None) -> int:
     if text is None or text == "":
         return 0
-    if not text.isdigit():
-        raise InputError("fromSeq must be a non-negative integer", "fromSeq")
-    return int(text)
+    seq = ascii_int(text)
+    if seq is None or seq > MAX_SEQ:
+        raise InputError(f"fromSeq must be an integer from 0 to {MAX_SEQ}, got {text[:30]!r}", "fromSeq")
+    return seq
 
 
 @dataclass(frozen=True)
@@ -167,10 +212,10 @@ def parse_list_query(params: dict[str, str]) -> ListQuery:
             status = parse_status(params["status"])
         except ValueError as e:
             raise InputError(str(e), "status") from None
-    limit_text = params.get("limit") or str(DEFAULT_PAGE_SIZE)
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
+    limit = ascii_int(params.get("limit") or str(DEFAULT_PAGE_SIZE))
+    if limit is None or not 1 <= limit <= MAX_PAGE_SIZE:
         raise InputError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}", "limit")
-    return ListQuery(status=status, limit=int(limit_text), page_token=params.get("pageToken", ""))
+    return ListQuery(status=status, limit=limit, page_token=params.get("pageToken", ""))
 
 
 @dataclass(frozen=True)

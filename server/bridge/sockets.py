@@ -1,8 +1,10 @@
 """The bridge's WebSocket handlers: an order's events as JSON text messages, one per event.
 
-Close codes: 1000 after the terminal event; 4400 bad input (malformed id, bad fromSeq, bad order JSON);
-4404 unknown order; 4409 idempotency key reused with other parameters; 1013 the order service is unreachable
-(try again later); 1011 anything else. The reason says what happened.
+Close codes: 1000 after the terminal event; 4400 bad input (malformed id, bad fromSeq, bad order JSON, or a
+message on a socket that takes none); 4404 unknown order or no such socket; 4409 idempotency key reused with other
+parameters; 4413 an order message over 16 KiB; 1013 the order service is unreachable (try again later); 1011 a bug
+in the bridge, never the client's input (and logged). A frame over 64 KiB never reaches this code: the WebSocket
+layer closes with 1009 (message too big). The reason says what happened.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 
 import grpc
@@ -27,15 +30,17 @@ from server.bridge.parsing import (
     service_error_body,
 )
 
+log = logging.getLogger(__name__)
+
 FIRST_MESSAGE_TIMEOUT_S = 30.0
 
 CLOSE_NORMAL = 1000
-CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
 CLOSE_CONFLICT = 4409
+CLOSE_TOO_BIG = 4413
 
 _CLOSE_OF: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: CLOSE_BAD_REQUEST,
@@ -53,7 +58,7 @@ def _client(ws: WebSocket) -> AsyncOrderClient:
 
 def _reason(text: str) -> str:
     """A close reason fits in 123 bytes of UTF-8."""
-    data = " ".join(text.split()).encode()
+    data = " ".join(text.split()).encode(errors="replace")
     return data[:123].decode(errors="ignore")
 
 
@@ -77,12 +82,15 @@ async def _send_json(ws: WebSocket, message: dict[str, Any]) -> None:
     await ws.send_text(json.dumps(message, separators=(",", ":")))
 
 
+class UnexpectedMessage(Exception):
+    """The client sent a message on a socket that only sends."""
+
+
 async def _until_disconnect(ws: WebSocket) -> None:
-    """Read (and ignore) what the browser sends until it goes away."""
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            return
+    """Returns when the browser goes away; raises UnexpectedMessage when it sends anything instead."""
+    message = await ws.receive()
+    if message["type"] != "websocket.disconnect":
+        raise UnexpectedMessage
 
 
 async def stream_events(ws: WebSocket, order_id: str, from_seq: int) -> None:
@@ -104,14 +112,17 @@ async def stream_events(ws: WebSocket, order_id: str, from_seq: int) -> None:
         for task in (pumping, reading):
             task.cancel()
         await asyncio.gather(pumping, reading, return_exceptions=True)
-    if reading.done() and not reading.cancelled() and reading.exception() is None:
-        return  # the browser went away
+    if reading.done() and not reading.cancelled():
+        if isinstance(reading.exception(), UnexpectedMessage):
+            await _close(ws, CLOSE_BAD_REQUEST, "this socket takes no messages: it only sends the order's events")
+        return  # otherwise the browser went away
     error = pumping.exception() if not pumping.cancelled() else None
     if error is None:
         await _close(ws, CLOSE_NORMAL, "order finished")
     elif isinstance(error, OrderServiceError):
         await _close(ws, *close_for(error))
     elif not isinstance(error, WebSocketDisconnect | OSError):
+        log.error("watch socket for order %r failed", order_id, exc_info=error)
         await _close(ws, CLOSE_INTERNAL, f"bridge error: {type(error).__name__}")
 
 
@@ -124,6 +135,12 @@ async def watch_order(ws: WebSocket) -> None:
         await _close(ws, CLOSE_BAD_REQUEST, e.message)
         return
     await stream_events(ws, ws.path_params["orderId"], from_seq)
+
+
+async def no_such_socket(ws: WebSocket) -> None:
+    """Any other WebSocket path: refused with a reason rather than handed to the static files (an error)."""
+    await ws.accept()
+    await _close(ws, CLOSE_NOT_FOUND, f"no such socket: {ws.url.path[:60]} (try /ws/orders/{{orderId}})")
 
 
 async def _first_message(ws: WebSocket) -> str | None:
@@ -150,17 +167,15 @@ async def execute_and_watch(ws: WebSocket) -> None:
         text = await _first_message(ws)
         if text is None:
             return
-        if len(text.encode()) > MAX_BODY_BYTES:
-            await _send_json(ws, {"error": f"order larger than {MAX_BODY_BYTES} bytes", "field": None})
-            await _close(ws, CLOSE_TOO_BIG, "order message too large")
-            return
+        if len(text.encode(errors="replace")) > MAX_BODY_BYTES:
+            raise InputError(f"order message larger than {MAX_BODY_BYTES} bytes", status=413)
         order = parse_order(load_json(text))
         order_id = await _client(ws).execute(
             order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
         )
     except InputError as e:
         await _send_json(ws, e.body())
-        await _close(ws, CLOSE_BAD_REQUEST, e.message)
+        await _close(ws, CLOSE_TOO_BIG if e.status == 413 else CLOSE_BAD_REQUEST, e.message)
         return
     except OrderServiceError as e:
         await _send_json(ws, service_error_body(e)[1])

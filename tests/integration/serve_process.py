@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.scratch_stores import free_port
+from tests.scratch_stores import free_port
 from tests.stack import Stack
 
 ORDERENGINE = str(Path(sys.executable).with_name("orderengine"))

@@ -16,9 +16,9 @@ from websockets.asyncio.client import ClientConnection
 from client.async_client import AsyncOrderClient
 from client.json_format import event_json
 from server.bridge import serve_bridge
-from server.scratch_stores import free_port
 from tests.integration.bridge_harness import BridgeThread, ahttp, http, post_json
 from tests.integration.serve_process import Serve
+from tests.scratch_stores import free_port
 from tests.stack import Stack, Stores
 from workers.config import Settings
 
@@ -139,6 +139,7 @@ async def test_execute_accepts_string_amount_and_options(bridge: BridgeThread, g
         ({"tokenIn": "NOPE", "tokenOut": "USDC", "amount": 1}, "tokenIn"),
         ({"tokenIn": "SOL", "tokenOut": "SOL", "amount": 1}, "tokenOut"),
         ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps": 9000}, "slippageBps"),
+        ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps": 10001}, "slippageBps"),
     ],
 )
 async def test_bad_order_is_400_naming_the_field(bridge: BridgeThread, body: dict[str, Any], field: str) -> None:

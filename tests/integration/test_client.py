@@ -11,8 +11,8 @@ import pytest
 
 from client import AsyncOrderClient, OrderClient, OrderServiceError, ReconnectPolicy, options
 from orderengine.v1 import order_service_pb2 as pb
-from server.scratch_stores import free_port
 from tests.integration.serve_process import Serve
+from tests.scratch_stores import free_port
 from tests.stack import Stack, Stores
 
 LIFECYCLE = [

@@ -25,7 +25,6 @@ from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.bridge import grpc_web_wire as wire
 from server.grpc_app import GrpcApp, start_grpc
-from server.scratch_stores import free_port
 from tests.integration.bridge_harness import BridgeThread, HttpResult, ahttp
 from tests.integration.browser import CHROMIUM_ARGS, need_chromium
 from tests.integration.web_clients import (
@@ -40,12 +39,13 @@ from tests.integration.web_clients import (
     build_bundles,
     serve_folder,
 )
+from tests.scratch_stores import free_port
 from tests.stack import Stack
 from workers.broker import build_broker
 from workers.config import Settings
 from workers.domain import OrderType
 from workers.models import NewOrder
-from workers.queue import OrderQueue
+from workers.queue import BrokerQueue, OrderQueue
 from workers.store import OrderStore
 
 CLIENTS = ["node", "chromium-connect", "chromium-grpcweb-text"]
@@ -92,8 +92,10 @@ async def store(stack: Stack) -> AsyncIterator[OrderStore]:
 
 
 @pytest.fixture(scope="module")
-def queue(stack: Stack) -> OrderQueue:
-    return OrderQueue(build_broker(_settings(stack)))
+def queue(stack: Stack) -> Iterator[OrderQueue]:
+    q = BrokerQueue(build_broker(_settings(stack)))
+    yield q
+    q.close()
 
 
 @contextlib.asynccontextmanager
@@ -107,7 +109,7 @@ async def held_order(store: OrderStore) -> AsyncIterator[str]:
 
 
 async def release(queue: OrderQueue, order_id: str) -> None:
-    await asyncio.to_thread(queue.enqueue, order_id)
+    await queue.enqueue_async(order_id)
 
 
 # -- the clients ----------------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ async def test_keys_are_scoped_per_owner(stack: Stack) -> None:
 async def test_a_cancelled_watch_frees_its_subscription(stack: Stack) -> None:
     """Runs a gRPC server in this process to look inside its hub; cancellation must reach the handlers."""
     from server.grpc_app import start_grpc
-    from server.scratch_stores import free_port
+    from tests.scratch_stores import free_port
     from workers.config import Settings
 
     settings = Settings(redis_url=stack.redis_url, database_url=stack.database_url, grpc_host="127.0.0.1")

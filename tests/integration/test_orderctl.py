@@ -13,7 +13,7 @@ from typing import Any
 
 from client import AsyncOrderClient
 from orderengine.v1 import order_service_pb2 as pb
-from server.scratch_stores import free_port
+from tests.scratch_stores import free_port
 from tests.stack import Stack
 
 ORDERCTL = str(Path(sys.executable).with_name("orderctl"))

@@ -180,7 +180,7 @@ def test_parse_order_accepts_numbers_and_strings() -> None:
         ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": "one"}, "amount"),
         ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": "Infinity"}, "amount"),
         ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps": 1.5}, "slippageBps"),
-        ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps": 10001}, "slippageBps"),
+        ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps": 2**32}, "slippageBps"),
         ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps": True}, "slippageBps"),
         ({"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "idempotencyKey": 7}, "idempotencyKey"),
     ],

@@ -1,16 +1,30 @@
-"""The lifecycle table, backoff, fault draws and the mock chain's pure parts."""
+"""The lifecycle table and what is derived from it, backoff, fault draws and the mock chain's pure parts."""
 
 from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import base58
 import pytest
 
+from orderengine.v1 import order_service_pb2 as pb
+from server.convert import ORDER_TYPE_FROM_PB, ORDER_TYPE_TO_PB, STATUS_FROM_PB, STATUS_TO_PB
 from workers import chain, faults
-from workers.domain import ALLOWED_FROM, FINAL_STATUSES, OrderStatus, can_transition
+from workers.domain import (
+    FINAL_STATUSES,
+    INITIAL_STATUS,
+    NON_FINAL_STATUSES,
+    TRANSITIONS,
+    LifecycleEvent,
+    OrderStatus,
+    OrderType,
+    moves,
+)
 from workers.middleware.attempts import backoff_ms
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 HAPPY_PATH = [
     OrderStatus.PENDING,
@@ -21,30 +35,79 @@ HAPPY_PATH = [
 ]
 
 
+def allowed(current: OrderStatus, target: OrderStatus) -> bool:
+    """Some event takes an order from `current` to `target`."""
+    return any(TRANSITIONS.get((current, event)) is target for event in LifecycleEvent)
+
+
 def test_happy_path_is_allowed_step_by_step() -> None:
+    assert HAPPY_PATH[0] is INITIAL_STATUS
     for current, target in itertools.pairwise(HAPPY_PATH):
-        assert can_transition(current, target)
+        assert allowed(current, target)
 
 
 def test_final_states_are_final() -> None:
+    assert {OrderStatus.CONFIRMED, OrderStatus.FAILED} == FINAL_STATUSES
     for final in FINAL_STATUSES:
-        assert not any(can_transition(final, target) for target in OrderStatus)
+        assert not any(allowed(final, target) for target in OrderStatus)
+        assert final.is_final
 
 
 def test_failed_is_reachable_from_every_non_final_state_only() -> None:
-    assert {s for s in OrderStatus if can_transition(s, OrderStatus.FAILED)} == set(OrderStatus) - FINAL_STATUSES
+    assert {s for s in OrderStatus if allowed(s, OrderStatus.FAILED)} == set(OrderStatus) - FINAL_STATUSES
+    assert set(moves(LifecycleEvent.FAIL)) == set(NON_FINAL_STATUSES)
 
 
 def test_no_skipping_stages() -> None:
-    assert not can_transition(OrderStatus.PENDING, OrderStatus.BUILDING)
-    assert not can_transition(OrderStatus.ROUTING, OrderStatus.SUBMITTED)
-    assert not can_transition(OrderStatus.BUILDING, OrderStatus.CONFIRMED)
-    assert ALLOWED_FROM[OrderStatus.PENDING] == frozenset()
+    assert not allowed(OrderStatus.PENDING, OrderStatus.BUILDING)
+    assert not allowed(OrderStatus.ROUTING, OrderStatus.SUBMITTED)
+    assert not allowed(OrderStatus.BUILDING, OrderStatus.CONFIRMED)
+    assert not any(allowed(s, INITIAL_STATUS) for s in OrderStatus)  # pending only at creation
 
 
 def test_a_retry_restarts_at_routing_from_any_working_stage() -> None:
     for stage in (OrderStatus.ROUTING, OrderStatus.BUILDING, OrderStatus.SUBMITTED):
-        assert can_transition(stage, OrderStatus.ROUTING)
+        assert allowed(stage, OrderStatus.ROUTING)
+    assert moves(LifecycleEvent.RETRY) == dict.fromkeys(
+        (OrderStatus.ROUTING, OrderStatus.BUILDING, OrderStatus.SUBMITTED), OrderStatus.ROUTING
+    )
+    assert INITIAL_STATUS not in moves(LifecycleEvent.RETRY)  # an order that never started has no attempt to retry
+
+
+def test_every_event_and_status_takes_part() -> None:
+    assert {event for _, event in TRANSITIONS} == set(LifecycleEvent)
+    reachable = {INITIAL_STATUS} | set(TRANSITIONS.values())
+    assert reachable == set(OrderStatus)
+
+
+def test_moves_are_the_tables_rows_by_event() -> None:
+    rows = {(source, event, target) for event in LifecycleEvent for source, target in moves(event).items()}
+    assert rows == {(source, event, target) for (source, event), target in TRANSITIONS.items()}
+
+
+def lifecycle_markdown() -> str:
+    """The README's lifecycle table, as the domain's table renders it."""
+    lines = ["| from | event | to |", "| --- | --- | --- |"]
+    lines += [f"| `{s}` | `{e}` | `{t}` |" for (s, e), t in TRANSITIONS.items()]
+    return "\n".join(lines)
+
+
+def test_the_readme_shows_the_table_as_declared() -> None:
+    readme = "\n".join(line.strip() for line in README.read_text().splitlines())
+    assert lifecycle_markdown() in readme, "README's table differs from workers/domain.py:\n" + lifecycle_markdown()
+
+
+def test_protobuf_conversions_cover_every_status_and_type_both_ways() -> None:
+    assert set(STATUS_TO_PB) == set(OrderStatus)
+    assert {STATUS_FROM_PB[v] for v in STATUS_TO_PB.values()} == set(OrderStatus)
+    assert set(pb.OrderStatus.values()) == {pb.ORDER_STATUS_UNSPECIFIED, *STATUS_TO_PB.values()}
+    assert set(ORDER_TYPE_TO_PB) == set(OrderType)
+    assert {ORDER_TYPE_FROM_PB[v] for v in ORDER_TYPE_TO_PB.values()} == set(OrderType)
+
+
+def test_the_contract_marks_exactly_the_final_statuses_terminal() -> None:
+    terminal = {v.number for v in pb.OrderStatus.DESCRIPTOR.values if v.GetOptions().Extensions[pb.terminal]}
+    assert terminal == {STATUS_TO_PB[s] for s in FINAL_STATUSES}
 
 
 @pytest.mark.parametrize(("attempt", "expected"), [(1, 1000), (2, 2000), (3, 4000), (4, 4000), (10, 4000)])

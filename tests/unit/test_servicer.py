@@ -27,7 +27,7 @@ class Untouchable:
 
 
 def service() -> OrderService:
-    return OrderService(Untouchable(), Untouchable(), Untouchable(), Untouchable(), Untouchable())  # type: ignore[arg-type]
+    return OrderService(Untouchable(), Untouchable())  # type: ignore[arg-type]
 
 
 async def test_execute_with_bad_amount_never_touches_the_store() -> None:

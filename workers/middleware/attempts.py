@@ -53,16 +53,10 @@ class OrderAttempts(dramatiq.Middleware):
     async def settle_attempt(self, engine: runtime.Engine, order_id: str, failure: OrderFailure) -> None:
         error = failure.to_error()
         if failure.retryable and failure.attempt < self.max_attempts:
-            event = await engine.store.start_retry(order_id, failure.attempt, error)
-            if event is not None:
-                await engine.publisher.publish(event)
+            if await engine.store.start_retry(order_id, failure.attempt, error) is not None:
                 delay = backoff_ms(failure.attempt, self.min_backoff_ms, self.max_backoff_ms)
                 log.info(
-                    "order %s: attempt %d failed (%s), retry in %d ms",
-                    order_id,
-                    failure.attempt,
-                    error.code,
-                    delay,
+                    "order %s: attempt %d failed (%s), next in %d ms", order_id, failure.attempt, error.code, delay
                 )
                 await engine.queue.enqueue_async(order_id, delay)
             return
@@ -72,7 +66,4 @@ class OrderAttempts(dramatiq.Middleware):
                 message=f"{error.message}; gave up after {failure.attempt} attempts",
                 retryable=False,
             )
-        event = await engine.store.fail(order_id, error, attempt=failure.attempt)
-        if event is not None:
-            await engine.publisher.publish(event)
-            log.info("order %s: failed (%s)", order_id, error.code)
+        await engine.store.fail(order_id, error, attempt=failure.attempt)

@@ -10,7 +10,6 @@ from typing import Any
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
-from dramatiq.brokers.redis import RedisBroker
 
 from workers import runtime
 from workers.config import Settings
@@ -24,7 +23,6 @@ class EngineLifecycle(dramatiq.Middleware):
         loop_thread = get_event_loop_thread()
         assert loop_thread is not None, "EngineLifecycle needs the AsyncIO middleware before it"
         pool_size = max(4, min(worker.worker_threads, 20))
-        assert isinstance(broker, RedisBroker)
         engine = loop_thread.run_coroutine(runtime.Engine.open(self.settings, broker, pool_size=pool_size))
         runtime.set_current(engine)
 

@@ -2,6 +2,7 @@
 and a fresh PostgreSQL database and Redis database index for each system started on them, dropped at the end.
 
 Nothing here touches a database it did not create: on a given server it only adds and drops its own databases.
+It lives with the tests because nothing shipped uses it; `bench/` imports it from here.
 """
 
 from __future__ import annotations

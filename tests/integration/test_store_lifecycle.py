@@ -1,0 +1,82 @@
+"""The store's guarded UPDATE follows the lifecycle table, on a real PostgreSQL: every (status, event) pair."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from tests.stack import Stores
+from workers.domain import (
+    FINAL_STATUSES,
+    INITIAL_STATUS,
+    TRANSITIONS,
+    LifecycleEvent,
+    OrderError,
+    OrderStatus,
+    OrderType,
+)
+from workers.migrate import migrate
+from workers.models import NewOrder
+from workers.store import OrderStore
+
+
+@pytest.fixture(scope="module")
+def database_url(stores: Stores) -> str:
+    url = stores.new_database()
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+async def store(database_url: str) -> AsyncIterator[OrderStore]:
+    s = await OrderStore.open(database_url, min_size=1, max_size=4)
+    yield s
+    await s.close()
+
+
+async def _order_in(store: OrderStore, database_url: str, status: OrderStatus) -> str:
+    order, event = await store.create_order(NewOrder("default", OrderType.MARKET, "SOL", "USDC", 10**9, 50))
+    assert event is not None and event.status is INITIAL_STATUS and order.status is INITIAL_STATUS
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE orders SET status = %s WHERE id = %s", (status.value, order.id))
+    return order.id
+
+
+@pytest.mark.parametrize(("status", "event"), list(itertools.product(OrderStatus, LifecycleEvent)))
+async def test_the_store_moves_exactly_as_the_table_says(
+    store: OrderStore, database_url: str, status: OrderStatus, event: LifecycleEvent
+) -> None:
+    order_id = await _order_in(store, database_url, status)
+    if event is LifecycleEvent.RETRY:
+        stored = await store.start_retry(order_id, 1, OrderError("DEX_UNAVAILABLE", "no answer", retryable=True))
+    else:
+        stored = await store.transition(order_id, event, attempt=1)
+    expected = TRANSITIONS.get((status, event))
+    order = await store.get_order(order_id)
+    assert order is not None
+    if expected is None:
+        assert stored is None
+        assert (order.status, order.last_seq) == (status, 1)  # nothing written
+    else:
+        assert stored is not None and (stored.status, stored.seq) == (expected, 2)
+        assert (order.status, order.last_seq) == (expected, 2)
+        assert order.attempt == (2 if event is LifecycleEvent.RETRY else 1)
+
+
+async def test_a_stale_attempt_moves_nothing(store: OrderStore, database_url: str) -> None:
+    order_id = await _order_in(store, database_url, OrderStatus.ROUTING)
+    assert await store.transition(order_id, LifecycleEvent.ROUTE, attempt=2) is None
+    assert await store.start_retry(order_id, 2, OrderError("TX_EXPIRED", "late", retryable=True)) is None
+
+
+def test_the_active_orders_index_excludes_exactly_the_final_statuses(database_url: str) -> None:
+    """Migrations are fixed SQL: a final status added to the table needs a migration that re-creates this index."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT pg_get_indexdef('orders_active'::regclass)").fetchone()
+    assert row is not None
+    assert "<> ALL" in row[0], row[0]
+    assert set(re.findall(r"'(\w+)'::text", row[0])) == {s.value for s in FINAL_STATUSES}

@@ -1,0 +1,60 @@
+"""The one path an order event takes once the transaction that made it has committed.
+
+    OrderStore (workers/store.py): guarded UPDATE + event row, one transaction; commit
+      -> EventSink.committed(event)              here: publish, log, tell the observers
+      -> Redis pub/sub, channel per order        workers/publisher.py
+      -> the server's EventHub, one pattern subscription per process, a queue per stream    server/watch.py
+      -> follow(): replay, de-duplicate, fill gaps, re-read on silence -> WatchOrder        server/watch.py
+      -> the bridge's WebSocket, itself a WatchOrder client                                server/bridge/sockets.py
+
+Every method of `OrderStore` that writes an event calls `committed` after its commit, and nothing else publishes or
+logs an event: actors, middleware and the servicer only ask the store for transitions. Observers are the hook for
+metrics and traces: each is called with every committed event, in order, on the caller's event loop. A future
+outbox table would be written in the store's transaction and relayed from here.
+
+Publishing is best effort: the event is already stored, and a watcher fills any gap from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from workers.models import OrderEvent
+from workers.publisher import EventPublisher
+
+log = logging.getLogger(__name__)
+
+EventObserver = Callable[[OrderEvent], None]
+
+
+class EventSink:
+    """Parameters:
+    publisher(EventPublisher | None): where watchers hear of events; None publishes nothing (one-shot tools).
+    observers(iterable of EventObserver): called with every committed event; more can be added with `observe`.
+    """
+
+    def __init__(self, publisher: EventPublisher | None = None, observers: Iterable[EventObserver] = ()) -> None:
+        self._publisher = publisher
+        self._observers = list(observers)
+
+    def observe(self, observer: EventObserver) -> None:
+        self._observers.append(observer)
+
+    async def committed(self, event: OrderEvent) -> None:
+        if self._publisher is not None:
+            await self._publisher.publish(event)
+        error = event.details.error
+        log.info(
+            "order %s: %s (attempt %d, seq %d%s)",
+            event.order_id,
+            event.status,
+            event.attempt,
+            event.seq,
+            f", {error.code}" if error else "",
+        )
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:  # an observer's bug must not stop the order or the other observers
+                log.exception("event observer %r failed on order %s seq %d", observer, event.order_id, event.seq)
