@@ -1,9 +1,12 @@
 // A typed OrderService client for browser code, over gRPC-Web to the bridge (same port as its HTTP API).
+import { getOption } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import {
   OrderService,
   OrderStatus,
+  OrderStatusSchema,
+  terminal,
   type ExecuteOrderRequest,
   type OrderEvent,
 } from "./gen/orderengine/v1/order_service_pb.js";
@@ -12,7 +15,10 @@ export type OrderClient = Client<typeof OrderService>;
 export type NewOrder = Pick<ExecuteOrderRequest, "tokenIn" | "tokenOut" | "amount"> &
   Partial<Pick<ExecuteOrderRequest, "slippageBps" | "idempotencyKey">>;
 
-export const FINAL_STATUSES: ReadonlySet<OrderStatus> = new Set([OrderStatus.CONFIRMED, OrderStatus.FAILED]);
+/** The statuses the contract marks `[(terminal) = true]`: read from the descriptor, not listed here. */
+export const FINAL_STATUSES: ReadonlySet<OrderStatus> = new Set(
+  OrderStatusSchema.values.filter((v) => getOption(v, terminal)).map((v) => v.number as OrderStatus),
+);
 
 /** Sends `authorization: Bearer <key>` with every call (the service's accounts read it). */
 function bearer(apiKey: string): Interceptor {
