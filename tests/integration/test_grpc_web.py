@@ -546,7 +546,7 @@ async def test_text_mode_carries_the_same_frames_in_padded_base64(
         ("GetOrder", wire.frame(b""), {"grpc-timeout": "soon"}, grpc.StatusCode.INVALID_ARGUMENT, "grpc-timeout"),
         ("GetOrder", wire.frame(bytes(70_000)), {}, grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than 65536 bytes"),
         ("GetOrder", wire.frame(b"\n\x03abc"), {}, grpc.StatusCode.INVALID_ARGUMENT, "order_id"),
-        ("GetOrder", wire.frame(b"\xff\xff"), {}, grpc.StatusCode.INVALID_ARGUMENT, "not a valid orderengine.v1.GetOrderRequest"),
+        ("GetOrder", wire.frame(b"\xff\xff"), {}, grpc.StatusCode.INVALID_ARGUMENT, "GetOrderRequest message"),
     ],
 )
 async def test_refused_calls_are_trailers_only_responses_that_say_why(
