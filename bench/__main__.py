@@ -66,15 +66,6 @@ def git_commit() -> dict[str, Any]:
     }
 
 
-def merged(previous: dict[str, Any], meta: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
-    """The previous run's results with this run's scenarios in place of theirs, each marked with this run's meta."""
-    out = {"meta": previous["meta"], "results": dict(previous["results"])}
-    for key, value in results.items():
-        if key != "elapsed_s":
-            out["results"][key] = {**value, "_run": meta} if isinstance(value, dict) else value
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a 1-2 minute subset")
@@ -91,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--merge",
         action="store_true",
-        help="replace only the measured scenarios in --output (each keeps the meta of the run that measured it)",
+        help="replace only the measured scenarios' results in --output (the report says when each was measured)",
     )
     args = parser.parse_args(argv)
 
@@ -149,7 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["machine"]["loadavg_after"] = list(os.getloadavg())
     data = {"meta": meta, "results": results}
     if args.merge and args.output.exists():
-        data = merged(json.loads(args.output.read_text()), meta, results)
+        data = json.loads(args.output.read_text())
+        data["results"].update({k: v for k, v in results.items() if k != "elapsed_s"})
+        data["meta"].setdefault("merged", []).append({k: meta[k] for k in ("started", "command", "git", "machine")})
+        data["meta"]["merged"][-1]["machine_busy_cores_avg"] = meta["machine_busy_cores_avg"]
     if args.no_write:
         print(json.dumps(data, indent=2))
         return 0

@@ -57,7 +57,8 @@ class GrpcDriver:
 
     name = "grpc"
 
-    def __init__(self, target: str, channels: int = 4) -> None:
+    def __init__(self, target: str, channels: int = 4, watch_timeout: float = WATCH_TIMEOUT_S) -> None:
+        self._watch_timeout = watch_timeout
         # A local subchannel pool gives each channel its own TCP connection instead of one shared by all.
         options = [("grpc.use_local_subchannel_pool", 1), ("grpc.enable_retries", 0)]
         self._channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(channels)]
@@ -74,7 +75,7 @@ class GrpcDriver:
         return resp.order_id
 
     async def watch(self, order_id: str) -> AsyncIterator[Event]:
-        call = self.stub().WatchOrder(pb.WatchOrderRequest(order_id=order_id), timeout=WATCH_TIMEOUT_S)
+        call = self.stub().WatchOrder(pb.WatchOrderRequest(order_id=order_id), timeout=self._watch_timeout)
         try:
             async for resp in call:
                 ev = resp.event
@@ -155,7 +156,8 @@ class BridgeDriver:
 
     name = "bridge"
 
-    def __init__(self, port: int, connections: int = 64) -> None:
+    def __init__(self, port: int, connections: int = 64, watch_timeout: float = WATCH_TIMEOUT_S) -> None:
+        self._watch_timeout = watch_timeout
         self._port = port
         self._http = HttpPool("127.0.0.1", port, connections)
         self._bodies = [
@@ -172,7 +174,7 @@ class BridgeDriver:
         return order_id
 
     async def watch(self, order_id: str) -> AsyncIterator[Event]:
-        async with asyncio.timeout(WATCH_TIMEOUT_S):
+        async with asyncio.timeout(self._watch_timeout):
             async with ws_connect(f"ws://127.0.0.1:{self._port}/ws/orders/{order_id}", open_timeout=30) as ws:
                 async for message in ws:
                     msg = json.loads(message)

@@ -103,7 +103,8 @@ def _status(trailer: bytes) -> int:
 class GrpcWebDriver:
     name = "grpc-web"
 
-    def __init__(self, port: int, connections: int = 64) -> None:
+    def __init__(self, port: int, connections: int = 64, watch_timeout: float = WATCH_TIMEOUT_S) -> None:
+        self._watch_timeout = watch_timeout
         self._port = port
         self._idle: list[_Connection] = []
         self._all: list[_Connection] = []
@@ -146,7 +147,7 @@ class GrpcWebDriver:
     async def watch(self, order_id: str) -> AsyncIterator[Event]:
         """The order's events; a stream ended with UNAVAILABLE is reopened from the last seq, as client/web does."""
         last_seq, retries = 0, 0
-        async with asyncio.timeout(WATCH_TIMEOUT_S):
+        async with asyncio.timeout(self._watch_timeout):
             while True:
                 request = pb.WatchOrderRequest(order_id=order_id, from_seq=last_seq).SerializeToString()
                 connection = await _Connection.open(self._port)  # a stream holds its connection, as in a browser

@@ -69,6 +69,7 @@ class System:
     grpc_target: str
     logs: Path
     http_port: int | None = None
+    server_processes: int = 1
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
@@ -81,6 +82,7 @@ class System:
         threads: int | None = None,
         bridge: bool = False,
         start_workers: bool = True,
+        server_processes: int = 1,
         extra_env: dict[str, str] | None = None,
     ) -> System:
         port = free_port()
@@ -100,7 +102,9 @@ class System:
         }
         logs = stores.tmp / f"logs-{latency}-w{workers}-{uuid.uuid4().hex[:6]}"
         logs.mkdir(parents=True)
-        system = cls(stores=stores, env=env, grpc_target=f"127.0.0.1:{port}", logs=logs)
+        system = cls(
+            stores=stores, env=env, grpc_target=f"127.0.0.1:{port}", logs=logs, server_processes=server_processes
+        )
         try:
             subprocess.run(
                 [sys.executable, "-m", "server.cli", "migrate"],
@@ -110,7 +114,7 @@ class System:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            system.spawn("server", "serve")
+            system.spawn("server", "serve", "--processes", str(server_processes))
             if start_workers:
                 system.start_workers(workers)
             if bridge:
@@ -158,6 +162,12 @@ class System:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"gRPC server not ready; log: {self.log_tail('server')}") from None
                     time.sleep(0.2)
+        port = int(self.grpc_target.rsplit(":", 1)[1])
+        while _listeners(port) < self.server_processes:  # each process of `serve --processes N` binds its own
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {_listeners(port)} server processes listen; log: {self.log_tail('server')}")
+            time.sleep(0.2)
         if self.http_port is not None:
             while True:
                 self._check_alive()
@@ -195,6 +205,15 @@ class System:
                 out.setdefault(key, []).extend([proc.pid, *descendants(proc.pid)])
         return {**out, **self.stores.pids()}
 
+    def server_pids(self) -> list[int]:
+        """The serving processes: the one server, or the supervisor of `serve --processes N` and its children."""
+        proc = self.procs["server"]
+        return [proc.pid, *descendants(proc.pid)]
+
+    def bridge_pids(self) -> list[int]:
+        proc = self.procs.get("bridge")
+        return [proc.pid] if proc is not None else []
+
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.logs / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
@@ -211,6 +230,19 @@ class System:
                 proc.wait()
         self.procs.clear()
         self.stores.drop_database(self.env["DATABASE_URL"])
+
+
+def _listeners(port: int) -> int:
+    """Sockets listening on 127.0.0.1:`port` (state 0A), plain or as gRPC binds them (IPv4-mapped IPv6)."""
+    count = 0
+    for table, host in (("tcp", "0100007F"), ("tcp6", "0000000000000000FFFF00000100007F")):
+        try:
+            lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        local = f"{host}:{port:04X}"
+        count += sum(1 for line in lines if line.split()[1] == local and line.split()[3] == "0A")
+    return count
 
 
 def _threads(pid: int) -> int:

@@ -1,4 +1,4 @@
-"""What a run measures: the default plan (`make bench`, ~10 minutes) and the `--quick` subset (1-2 minutes)."""
+"""What a run measures: the default plan (`make bench`, ~20 minutes) and the `--quick` subset (1-2 minutes)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,17 @@ class Ramp:
 
 
 @dataclass(frozen=True)
+class Fanout:
+    """One fan-out run: `streams` watchers spread evenly over `orders` orders, placed before any worker runs."""
+
+    latency: str
+    streams: int
+    orders: int
+    via: str = "grpc"  # or "bridge": browser WebSockets through one bridge process
+    server_processes: int = 1
+
+
+@dataclass(frozen=True)
 class Plan:
     workers: tuple[int, ...] = (1, 2, 4)
     zero_ramp: Ramp = Ramp((8, 32, 128, 384), warmup=2, duration=5, drain=5)
@@ -34,7 +45,13 @@ class Plan:
     # WORKER_THREADS settings compared under realistic latency with one worker process (a knob, not code).
     thread_counts: tuple[int, ...] = (16, 64)
     threads_ramp: Ramp = Ramp((600,), warmup=4, duration=8, drain=8)
-    fanout: tuple[tuple[str, int, int], ...] = (("zero", 1_000, 100), ("zero", 10_000, 250), ("realistic", 10_000, 250))
+    fanout: tuple[Fanout, ...] = (
+        Fanout("zero", 1_000, 100),
+        Fanout("zero", 10_000, 10_000),  # ten thousand users, each watching their own order
+        Fanout("zero", 10_000, 250),  # forty watchers per order: every event is a burst of forty messages
+        Fanout("zero", 50_000, 1_000, server_processes=4),
+        Fanout("zero", 10_000, 250, via="bridge"),
+    )
     bridge_ramp: Ramp = Ramp((16, 64, 256), warmup=2, duration=5, drain=5)
     bridge_rates: tuple[float, ...] = (100,)
     bridge_realistic_ramp: Ramp = Ramp((600,), warmup=4, duration=8, drain=8)
@@ -63,7 +80,7 @@ QUICK = Plan(
     realistic_open_warmup=3,
     realistic_open_duration=5,
     thread_counts=(),
-    fanout=(("zero", 1_000, 100),),
+    fanout=(Fanout("zero", 1_000, 100),),
     bridge_ramp=Ramp((64,), warmup=1, duration=3, drain=5),
     bridge_rates=(),
     bridge_realistic_ramp=Ramp((), warmup=0, duration=0, drain=0),

@@ -103,7 +103,8 @@ class CpuMeter:
             for name, pids in self.groups.items()
             if pids
         }
-        out["loadgen"] = round((self_cpu_seconds() - self._self0) / elapsed, 3)
+        # A `loadgen` group holds client processes; this process is part of the load generator too.
+        out["loadgen"] = round(out.get("loadgen", 0.0) + (self_cpu_seconds() - self._self0) / elapsed, 3)
         out["total"] = round(sum(out.values()), 3)
         # Everything the machine ran; beyond `total` it is other people's work sharing the cores.
         out["machine"] = round((machine_busy_seconds() - self._machine0) / elapsed, 3)

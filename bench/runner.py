@@ -38,6 +38,9 @@ def _grpc(target: str) -> Callable[[], Driver]:
     return lambda: GrpcDriver(target)
 
 
+FAN_OUT_VIA = {"grpc": "grpc", "websocket": "bridge", "grpc-web": "grpc-web"}
+
+
 def _transport(name: str, system: System, connections: int = 64) -> Callable[[], Driver]:
     """A driver factory for one of TRANSPORTS against a system started with its bridge."""
     assert system.http_port is not None
@@ -150,16 +153,24 @@ class Runner:
 
     async def fanout(self, workers: int) -> list[dict[str, Any]]:
         out = []
-        for latency, streams, orders in self.plan.fanout:
-            say(f"fan-out: {streams} WatchOrder streams over {orders} orders ({latency})")
-            async with self.system(latency=latency, workers=workers, start_workers=False) as s:
-                r = await fan_out(s, streams=streams, orders=orders, workers=workers)
-            r["latency"] = latency
+        for f in self.plan.fanout:
+            where = f"{f.server_processes} server process(es)" + (", through the bridge" if f.via == "bridge" else "")
+            say(f"fan-out: {f.streams} streams over {f.orders} orders, {where} ({f.latency})")
+            async with self.system(
+                latency=f.latency,
+                workers=workers,
+                start_workers=False,
+                bridge=f.via == "bridge",
+                server_processes=f.server_processes,
+            ) as s:
+                r = await fan_out(s, streams=f.streams, orders=f.orders, workers=workers, via=f.via)
+            r["latency"] = f.latency
             say(
-                f"  all delivered: {r['all_delivered']} ({r['streams_complete']}/{streams} streams, "
-                f"{r['events_delivered']} events), open {r['open_s']} s, run {r['run_s']} s, "
+                f"  all delivered: {r['all_delivered']} ({r['streams_complete']}/{f.streams} streams, "
+                f"{r['events_delivered']}/{r['events_expected']} events), open {r['open_s']} s, run {r['run_s']} s, "
                 f"delivery p50 {r['delivery_ms']['p50']} p99 {r['delivery_ms']['p99']} ms, "
-                f"server RSS {r['server_rss_mib']}, cpu {r['cpu_cores_during_events']}"
+                f"server RSS {r['server_rss_mib']} ({r['server_rss_mib_per_1000_streams']} MiB per 1,000 streams), "
+                f"bridge RSS {r['bridge_rss_mib']}, cpu {r['cpu_cores_during_events']}, errors {r['error_counts']}"
             )
             out.append(r)
         return out
@@ -204,8 +215,8 @@ class Runner:
         for name in TRANSPORTS:
             say(f"transports: {name} fan-out, {streams} streams over {orders} orders")
             async with self.system(latency="zero", workers=workers, bridge=True, start_workers=False) as s:
-                driver = _transport(name, s, connections=256)()
-                r = await fan_out(s, streams=streams, orders=orders, workers=workers, driver=driver)
+                r = await fan_out(s, streams=streams, orders=orders, workers=workers, via=FAN_OUT_VIA[name])
+            r["live_events_per_s"] = round(r["delivery_ms"]["n"] / r["run_s"], 1) if r["run_s"] else None
             say(
                 f"  {name}: {r['streams_complete']}/{streams} streams complete, "
                 f"{r['live_events_per_s']} live events/s, "

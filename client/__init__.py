@@ -6,6 +6,7 @@ Depends only on grpc and the generated stubs, never on `server` or `workers`.
 from client.async_client import AsyncOrderClient
 from client.errors import OrderServiceError
 from client.options import DEFAULT_DEADLINE_S, DEFAULT_TARGET, ReconnectPolicy
+from client.status import OrderStatus
 from client.sync_client import OrderClient
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "AsyncOrderClient",
     "OrderClient",
     "OrderServiceError",
+    "OrderStatus",
     "ReconnectPolicy",
 ]

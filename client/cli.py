@@ -11,20 +11,24 @@ from typing import Any
 
 import grpc
 
-from client.display import LiveProgress, Style, order_summary, route_text, short, table
+from client.display import LiveProgress, Style, order_summary, route_text, table
 from client.errors import OrderServiceError
 from client.json_format import event_json, order_json, quote_json, timestamp_text
 from client.options import DEFAULT_TARGET, TERMINAL_STATUSES, UINT32_MAX, dex_name, parse_status, status_name
 from client.sync_client import OrderClient
 from orderengine.v1 import order_service_pb2 as pb
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EPILOG = """\
 exit codes:
-  0  the command succeeded (for execute --watch and watch: the order confirmed)
-  1  the order failed, or the service answered with an error / could not be reached
-  2  usage error: bad command line, or the service rejected the input (INVALID_ARGUMENT)
+  0    the command succeeded (for execute --watch and watch: the order confirmed)
+  1    the order failed, or the service answered with an error / could not be reached
+  2    usage error: bad command line, or the service rejected the input (INVALID_ARGUMENT)
+  130  interrupted (Ctrl-C); a watched order carries on, and the command to follow it again is printed
+
+errors go to stderr, as one line, or with --json as one JSON object:
+  {"error": {"code": "NOT_FOUND", "message": "order ... not found", "field": null}}
 
 environment:
   ORDERCTL_TARGET   default for --target (host:port of the gRPC service)
@@ -66,15 +70,31 @@ def _status(text: str) -> str:
 
 
 def _watch(client: OrderClient, order_id: str, from_seq: int, as_json: bool) -> int:
-    """Follow an order to its end; the exit code says how it ended."""
+    """Follow an order to its end; the exit code says how it ended. Ctrl-C stops watching, not the order."""
+    progress = LiveProgress(sys.stdout)
+    progress.shown_seq = from_seq
+    try:
+        return _follow(client, order_id, from_seq, as_json, progress)
+    except KeyboardInterrupt:
+        last = progress.shown_seq
+        if as_json:
+            print(json.dumps({"interrupted": True, "orderId": order_id, "lastSeq": last}), file=sys.stderr)
+        else:
+            again = f"orderctl watch {order_id} --from-seq {last}"
+            print(f"\nstopped watching; the order carries on. To follow it again: {again}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _follow(client: OrderClient, order_id: str, from_seq: int, as_json: bool, progress: LiveProgress) -> int:
     events = client.watch(order_id, from_seq=from_seq)
     if as_json:
         last: pb.OrderEvent | None = None
         for event in events:
             _print_json(event_json(event))
             last = event
+            progress.shown_seq = event.seq
     else:
-        last = LiveProgress(sys.stdout).follow(events)
+        last = progress.follow(events)
         if last is not None and last.status in TERMINAL_STATUSES:
             print(file=sys.stdout)
             print(order_summary(client.get(order_id), Style(sys.stdout)), flush=True)
@@ -88,7 +108,14 @@ def _watch(client: OrderClient, order_id: str, from_seq: int, as_json: bool) -> 
 
 
 def cmd_execute(client: OrderClient, args: argparse.Namespace) -> int:
-    order_id = client.execute(args.token_in, args.token_out, args.amount, args.slippage_bps, args.idempotency_key)
+    order_id = client.execute(
+        args.token_in,
+        args.token_out,
+        args.amount,
+        args.slippage_bps,
+        args.idempotency_key,
+        max_price_impact_bps=args.max_price_impact_bps,
+    )
     if args.json:
         _print_json({"orderId": order_id})
     elif args.watch:
@@ -142,7 +169,7 @@ def cmd_list(client: OrderClient, args: argparse.Namespace) -> int:
             dex_name(o.dex) or "-",
             o.amount_out or "-",
             o.executed_price or "-",
-            short(o.tx_signature) if o.tx_signature else (o.error.code if o.HasField("error") else "-"),
+            _signature_or_error(o),
         ]
         for o in orders
     ]
@@ -160,6 +187,13 @@ def cmd_list(client: OrderClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _signature_or_error(order: pb.Order) -> str:
+    """A failed order's reason (its last attempt may have a signature too); otherwise its signature."""
+    if order.status == pb.ORDER_STATUS_FAILED and order.HasField("error"):
+        return order.error.code
+    return order.tx_signature or "-"
+
+
 def cmd_quote(client: OrderClient, args: argparse.Namespace) -> int:
     response = client.quote(args.token_in, args.token_out, args.amount, args.slippage_bps)
     if args.json:
@@ -174,6 +208,8 @@ def cmd_quote(client: OrderClient, args: argparse.Namespace) -> int:
     if rows:
         print()
         print(table(["VENUE", f"OUT ({args.token_out})", "IMPACT", "FEE"], rows, right=frozenset({1, 2, 3})))
+    for note in response.unquoted_venues:  # a venue left out of the table says why
+        print(style.dim(f"  {dex_name(note.dex) or '?'}: {note.reason}"))
     if response.HasField("route"):
         route = response.route
         print()
@@ -186,7 +222,7 @@ def cmd_quote(client: OrderClient, args: argparse.Namespace) -> int:
                 dex_name(leg.dex) or "?",
                 f"{leg.amount_in} {leg.token_in}",
                 f"{leg.amount_out} {leg.token_out}",
-                short(leg.pool_id) if leg.pool_id else "-",
+                leg.pool_id or "-",
             ]
             for i, leg in enumerate(route.legs, 1)
         ]
@@ -224,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_argument("amount", help="amount of token_in in whole tokens, e.g. 1.5")
     execute.add_argument("--slippage-bps", type=_bps, default=0, metavar="N", help="0 means 50 bps")
     execute.add_argument("--idempotency-key", default="", metavar="KEY", help="same key, same order")
+    execute.add_argument(
+        "--max-price-impact-bps",
+        type=_bps,
+        default=0,
+        metavar="N",
+        help="refuse the order if it would move the price by more than N bps itself (0 means 1000)",
+    )
     execute.add_argument("--watch", action="store_true", help="follow the order live until it ends")
     execute.set_defaults(run=cmd_execute)
 
@@ -260,10 +303,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         with OrderClient(args.target, deadline=args.deadline) as client:
             return run(client, args)
     except OrderServiceError as e:
-        print(f"error: {e.one_line()}", file=sys.stderr, flush=True)
+        if args.json:
+            error = {"code": e.code_name, "message": e.details, "field": e.field}
+            if e.is_connection_failure:
+                error["message"] = e.one_line()
+            print(json.dumps({"error": error}, separators=(",", ":")), file=sys.stderr, flush=True)
+        else:
+            print(f"error: {e.one_line()}", file=sys.stderr, flush=True)
         return EXIT_USAGE if e.code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED
     except KeyboardInterrupt:
         print(file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `orderctl list | head`
         return EXIT_OK

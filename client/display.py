@@ -113,10 +113,20 @@ def route_text(route: pb.Route) -> str:
     if len(legs) > 1 and parallel:
         amounts = [Decimal(leg.amount_in or "0") for leg in legs]
         total = sum(amounts) or Decimal(1)
-        shares = (f"{v} {round(100 * a / total)}%" for v, a in zip(venues, amounts, strict=True))
+        shares = (f"{v} {_percent(a / total)}" for v, a in zip(venues, amounts, strict=True))
         return "split " + " / ".join(shares)
     hops = [legs[0].token_in, *(leg.token_out for leg in legs)]
     return f"{'→'.join(hops)} via {'/'.join(dict.fromkeys(venues))}"
+
+
+def _percent(share: Decimal) -> str:
+    """``60%``; a share that would round to 0 or 100 keeps a decimal (``0.2%``, ``99.8%``)."""
+    whole = round(100 * share)
+    if 0 < whole < 100 or share in (0, 1):
+        return f"{whole}%"
+    if share < Decimal("0.001"):
+        return "<0.1%"
+    return ">99.9%" if share > Decimal("0.999") else f"{100 * share:.1f}%"
 
 
 def event_detail(event: pb.OrderEvent) -> str:
@@ -129,6 +139,8 @@ def event_detail(event: pb.OrderEvent) -> str:
         parts.append(f"{error.code}: {error.message}" if error.message else error.code)
     if event.status == pb.ORDER_STATUS_BUILDING and event.HasField("route"):
         parts.append(route_text(event.route))
+    for venue in event.skipped_venues:
+        parts.append(f"without {dex_name(venue.dex) or '?'} ({venue.reason})")
     if event.instructions:
         # the swap and SOL (un)wrapping steps say what the transaction does; compute-budget and account
         # set-up steps are only counted (`orderctl --json watch` has them all)
@@ -153,6 +165,7 @@ class LiveProgress:
         self.style = Style(stream)
         self.live = stream.isatty()
         self.started = time.monotonic()
+        self.shown_seq = 0  # seq of the last event on screen: where an interrupted watch resumes
 
     def _line(self, event: pb.OrderEvent, icon: str) -> str:
         status = status_name(event.status).ljust(_STATUS_WIDTH)
@@ -178,6 +191,7 @@ class LiveProgress:
             for event in events:
                 print(self._line(event, self._icon(event, True)).rstrip(), file=self.stream, flush=True)
                 last = event
+                self.shown_seq = event.seq
             return last
         return self._follow_live(events)
 
@@ -216,6 +230,7 @@ class LiveProgress:
                 self.stream.flush()
                 raise item
             current, since = item, time.monotonic()
+            self.shown_seq = item.seq
             if item.status in TERMINAL_STATUSES:
                 self.stream.write(self._line(item, self._icon(item, True)).rstrip() + "\n")
                 self.stream.flush()
@@ -238,7 +253,7 @@ def order_summary(order: pb.Order, style: Style) -> str:
         route = order.route
         rows.append(("route", route_text(route)))
         for i, leg in enumerate(route.legs, 1):
-            pool = f"  pool {short(leg.pool_id)}" if leg.pool_id else ""
+            pool = f"  pool {leg.pool_id}" if leg.pool_id else ""
             rows.append(
                 (
                     f"  leg {i}",

@@ -7,6 +7,7 @@ values are null, times are ISO-8601 in UTC, and `txHash` is the transaction sign
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC
 from typing import Any
 
@@ -70,8 +71,13 @@ def event_json(event: pb.OrderEvent) -> JSON:
         "executedPrice": _text(event.executed_price),
         "amountOut": _text(event.amount_out),
         **_error_fields(event.HasField("error"), event.error),
+        "skippedVenues": _venue_notes(event.skipped_venues),
         "timestamp": timestamp_text(event.time),
     }
+
+
+def _venue_notes(notes: Iterable[pb.VenueNote]) -> list[JSON]:
+    return [{"dex": dex_name(n.dex), "reason": n.reason} for n in notes]
 
 
 def order_json(order: pb.Order) -> JSON:
@@ -118,4 +124,5 @@ def quote_json(response: pb.GetQuoteResponse) -> JSON:
             for q in response.quotes
         ],
         "route": route_json(response.route) if response.HasField("route") else None,
+        "unquotedVenues": _venue_notes(response.unquoted_venues),
     }

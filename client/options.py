@@ -108,7 +108,12 @@ def amount_text(amount: str | Decimal | int) -> str:
 
 
 def execute_request(
-    token_in: str, token_out: str, amount: str | Decimal | int, slippage_bps: int, idempotency_key: str
+    token_in: str,
+    token_out: str,
+    amount: str | Decimal | int,
+    slippage_bps: int,
+    idempotency_key: str,
+    max_price_impact_bps: int = 0,
 ) -> pb.ExecuteOrderRequest:
     return pb.ExecuteOrderRequest(
         token_in=token_in,
@@ -117,6 +122,7 @@ def execute_request(
         slippage_bps=slippage_bps,
         idempotency_key=idempotency_key,
         # order_type left UNSPECIFIED: the service's default, a market order.
+        max_price_impact_bps=max_price_impact_bps,
     )
 
 

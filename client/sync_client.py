@@ -80,10 +80,14 @@ class OrderClient:
         slippage_bps: int = 0,
         idempotency_key: str = "",
         *,
+        max_price_impact_bps: int = 0,
         deadline: float | None = None,
     ) -> str:
-        """Place a market order (`amount` of `token_in` in whole tokens); returns its id once it is stored."""
-        request = execute_request(token_in, token_out, amount, slippage_bps, idempotency_key)
+        """Place a market order (`amount` of `token_in` in whole tokens); returns its id once it is stored.
+
+        `max_price_impact_bps` bounds how far the order itself may move the price (0: the service's default,
+        1000 bps); past it the order is refused (FAILED_PRECONDITION, PRICE_IMPACT_TOO_HIGH)."""
+        request = execute_request(token_in, token_out, amount, slippage_bps, idempotency_key, max_price_impact_bps)
         try:
             return self._stub.ExecuteOrder(request, timeout=deadline or self.deadline).order_id
         except grpc.RpcError as e:

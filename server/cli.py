@@ -1,4 +1,5 @@
-"""`orderengine`: run the whole system (`dev`) or one part of it (`serve`, `worker`, `bridge`, `migrate`)."""
+"""`orderengine`: run the whole system (`dev`) or one part of it (`serve`, `worker`, `bridge`, `migrate`), and look
+at or reset the mock market (`pools`, `market reset`)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.orphans import child_env, die_with_parent_if_asked
 from workers.config import Settings, get_settings
+from workers.readiness import NOTIFY_SOCKET, notify_ready
+
+if TYPE_CHECKING:
+    from server.dev_instance import Readiness
 
 log = logging.getLogger("orderengine")
 
@@ -42,15 +48,47 @@ def _require_stores(settings: Settings) -> None:
 
 
 def cmd_migrate(settings: Settings) -> int:
-    _require_stores(settings)
+    if not settings.database_url:  # the schema and the market live in PostgreSQL only
+        sys.exit("orderengine: DATABASE_URL must be set (or use `orderengine dev`, which embeds PostgreSQL)")
     from workers.migrate import migrate
     from workers.runtime import seed_market
 
     assert settings.database_url
     applied = migrate(settings.database_url)
-    created = asyncio.run(seed_market(settings))
-    print(f"migrations applied: {applied or 'none (up to date)'}; genesis pools created: {created}")
+    seeding = asyncio.run(seed_market(settings))
+    print(f"migrations applied: {applied or 'none (up to date)'}; genesis pools created: {seeding.created}")
+    warning = seeding.ignored_warning(settings.market_seed)
+    # A market from before seeds were recorded is worth a word only to someone who asked for a seed.
+    if warning and (seeding.market_seed is not None or "MARKET_SEED" in os.environ):
+        log.warning(warning)
     return 0
+
+
+# -- market ----------------------------------------------------------------------------------------------------
+
+
+def cmd_market_reset(settings: Settings, seed: int | None) -> int:
+    from workers.migrate import migrate
+    from workers.runtime import reset_market
+
+    settings = _with_database(settings)
+    assert settings.database_url
+    migrate(settings.database_url)  # the schema, for a store that has never been started
+    seed = settings.market_seed if seed is None else seed
+    count = asyncio.run(reset_market(settings, seed))
+    print(f"market reset: {count} pools at the genesis market of MARKET_SEED={seed} (orders are kept)")
+    return 0
+
+
+def _with_database(settings: Settings) -> Settings:
+    """DATABASE_URL, or the embedded PostgreSQL of `orderengine dev` in DATA_DIR (shared if dev runs, and left
+    running for it)."""
+    if settings.database_url:
+        return settings
+    from server.embedded import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(Path(settings.data_dir).resolve() / "postgres")
+    return settings.model_copy(update={"database_url": pg.start()})
 
 
 # -- serve -----------------------------------------------------------------------------------------------------
@@ -60,6 +98,8 @@ async def _serve(settings: Settings) -> None:
     from server.grpc_app import start_grpc
 
     app = await start_grpc(settings)
+    await app.engine.store.ping()
+    notify_ready("serve")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -126,16 +166,22 @@ def cmd_bridge(settings: Settings) -> int:
 
 
 def cmd_pools(settings: Settings) -> int:
+    import psycopg
+
     from workers.runtime import list_pools
 
-    if not settings.database_url:
-        # Read the market of `orderengine dev` (its embedded PostgreSQL is shared, and left running).
-        from server.embedded import EmbeddedPostgres
-
-        pg = EmbeddedPostgres(Path(settings.data_dir).resolve() / "postgres")
-        settings = settings.model_copy(update={"database_url": pg.start()})
-    for line in asyncio.run(list_pools(settings)):
-        print(line)
+    settings = _with_database(settings)
+    try:
+        lines = asyncio.run(list_pools(settings))
+    except psycopg.errors.UndefinedTable:
+        sys.exit("orderengine: this store has no market yet; `make run` (or `orderengine migrate`) creates it")
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `orderengine pools | head`: the reader has all it wanted
+        # Python would complain again when it flushes stdout at exit; point stdout at /dev/null instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -143,9 +189,11 @@ def cmd_pools(settings: Settings) -> int:
 
 
 def _supervise(
-    children: Sequence[tuple[str, list[str]]], env: dict[str, str], on_started: Callable[[], None] | None = None
+    children: Sequence[tuple[str, list[str]]], env: dict[str, str], on_tick: Callable[[], None] | None = None
 ) -> int:
-    """Starts the children, waits for a signal or for one of them to exit, then stops them all."""
+    """Starts the children, waits for a signal or for one of them to exit, then stops them all.
+
+    `on_tick` runs every 0.2 s while all of them run (`dev` collects their readiness with it)."""
     procs = {name: subprocess.Popen(argv, env=child_env(env)) for name, argv in children}
     stopping = False
 
@@ -157,8 +205,6 @@ def _supervise(
     signal.signal(signal.SIGTERM, stop)
     code = 0
     try:
-        if on_started is not None:
-            on_started()
         while not stopping:
             for name, p in procs.items():
                 if p.poll() is not None:
@@ -166,6 +212,8 @@ def _supervise(
                     code = p.returncode or 1
                     stopping = True
             if not stopping:
+                if on_tick is not None:
+                    on_tick()
                 time.sleep(0.2)
     finally:
         for p in procs.values():
@@ -181,22 +229,25 @@ def _supervise(
     return code
 
 
-def _announce_when_serving(port: int, banner: str, within: float = 30.0) -> None:
-    """Prints the banner once the gRPC port accepts connections, so what it lists already answers."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            break
-        time.sleep(0.1)  # the server process is still starting; nothing to await across processes
-    print(banner, flush=True)
-
-
 def cmd_dev(settings: Settings, processes: int) -> int:
+    from server.dev_instance import AlreadyRunning, DevLock, Instance, Readiness, check_port_free
     from server.embedded import EmbeddedPostgres, EmbeddedRedis
 
     data = Path(settings.data_dir).resolve()
+    lock: DevLock | None = None
+    try:
+        if not (settings.redis_url and settings.database_url):  # the embedded stores live in `data`
+            lock = DevLock.claim(Instance(os.getpid(), settings.grpc_port, settings.http_port, str(data)))
+        check_port_free(settings.grpc_host, settings.grpc_port, "GRPC_PORT")
+        check_port_free(settings.http_host, settings.http_port, "HTTP_PORT")
+    except AlreadyRunning as exc:
+        if lock is not None:
+            lock.release()
+        print(f"orderengine: {exc}", file=sys.stderr)
+        return 1
     embedded: list[EmbeddedRedis | EmbeddedPostgres] = []
     env = os.environ.copy()
+    readiness = Readiness()
     try:
         if not settings.redis_url:
             redis = EmbeddedRedis(data / "redis", persist=True)
@@ -217,37 +268,104 @@ def cmd_dev(settings: Settings, processes: int) -> int:
             ("worker", [*me, "worker", "--processes", str(processes)]),
             ("bridge", [*me, "bridge"]),
         ]
-        banner = (
-            "\n  orderengine is up\n"
-            f"    gRPC     localhost:{settings.grpc_port}   (grpcurl -plaintext localhost:{settings.grpc_port} list)\n"
-            f"    web page http://localhost:{settings.http_port}/\n"
-            f"    HTTP/WS  http://localhost:{settings.http_port}/api/orders/execute, "
-            f"ws://localhost:{settings.http_port}/ws/orders/<id>\n"
-            f"    gRPC-Web http://localhost:{settings.http_port}/orderengine.v1.OrderService/<Method>\n"
-            f"    data     {data}\n"
-            "  Ctrl-C stops everything.\n"
-        )
-        return _supervise(children, env, on_started=lambda: _announce_when_serving(settings.grpc_port, banner))
+        env[NOTIFY_SOCKET] = readiness.address
+        return _supervise(children, env, on_tick=_banner_when_ready(readiness, settings, processes, data))
     finally:
+        readiness.close()
         for server in reversed(embedded):
             server.stop()
+        if lock is not None:
+            lock.release()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _banner_when_ready(readiness: Readiness, settings: Settings, workers: int, data: Path) -> Callable[[], None]:
+    """Prints the banner once every part (server, each worker process, bridge) has said it serves."""
+    expected = Counter({"serve": 1, "worker": workers, "bridge": 1})
+    started = last_note = time.monotonic()
+    done = False
+    target = f"localhost:{settings.grpc_port}"
+    banner = (
+        "\n  orderengine is up\n"
+        f"    gRPC     {target}   (.venv/bin/grpcurl -plaintext {target} list)\n"
+        f"    web page http://localhost:{settings.http_port}/\n"
+        f"    HTTP/WS  http://localhost:{settings.http_port}/api/orders/execute, "
+        f"ws://localhost:{settings.http_port}/ws/orders/<id>\n"
+        f"    gRPC-Web http://localhost:{settings.http_port}/orderengine.v1.OrderService/<Method>\n"
+        f"    CLI      .venv/bin/orderctl --target {target} quote SOL USDC 1\n"
+        f"    data     {data}\n"
+        "  Ctrl-C stops everything.\n"
+    )
+
+    def tick() -> None:
+        nonlocal done, last_note
+        if done:
+            return
+        readiness.poll()
+        missing = readiness.missing(expected)
+        if not missing:
+            done = True
+            print(banner, flush=True)
+        elif time.monotonic() - last_note > 15:
+            last_note = time.monotonic()
+            log.warning("after %.0f s still waiting for: %s", last_note - started, ", ".join(missing))
+
+    return tick
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderengine", description=__doc__)
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING... (default LOG_LEVEL or INFO)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="everything on this machine, with embedded Redis/PostgreSQL if none is set")
-    dev.add_argument("--workers", type=int, default=None, help="worker processes (default WORKER_PROCESSES or 1)")
+    dev.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="worker processes (default WORKER_PROCESSES or 1)"
+    )
     serve = sub.add_parser("serve", help="the gRPC server (GRPC_PORT)")
-    serve.add_argument("--processes", type=int, default=1, help="server processes sharing GRPC_PORT")
+    serve.add_argument(
+        "--processes", type=int, default=1, metavar="N", help="server processes sharing GRPC_PORT (default 1)"
+    )
     worker = sub.add_parser("worker", help="Dramatiq worker processes")
-    worker.add_argument("--processes", type=int, default=None)
-    worker.add_argument("--threads", type=int, default=None)
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes to run (default WORKER_PROCESSES or 1)",
+    )
+    worker.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Dramatiq threads per process (default WORKER_THREADS or 16; no thread waits on a mock delay, so "
+        "more do not add throughput)",
+    )
     sub.add_parser("bridge", help="the HTTP/WebSocket bridge and web page (HTTP_PORT)")
     sub.add_parser("migrate", help="create or update the schema and the genesis market")
     sub.add_parser("pools", help="list the market's pools and their current prices")
-    args = parser.parse_args(argv)
+    market = sub.add_parser("market", help="administer the mock market")
+    market_commands = market.add_subparsers(dest="market_command", required=True)
+    reset = market_commands.add_parser(
+        "reset",
+        help="put every pool back to its genesis state (orders are kept); DATABASE_URL, or the store of "
+        "`orderengine dev` in DATA_DIR",
+    )
+    reset.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the genesis market of this MARKET_SEED (default MARKET_SEED or 42)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     die_with_parent_if_asked()
     _setup_logging(args.log_level)
     settings = get_settings()
@@ -264,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_migrate(settings)
         case "pools":
             return cmd_pools(settings)
+        case "market":
+            return cmd_market_reset(settings, args.seed)
     return 2
 
 

@@ -74,7 +74,12 @@ def event(ev: OrderEvent) -> pb.OrderEvent:
         executed_price=d.executed_price or "",
         amount_out=d.amount_out or "",
         error=error(d.error),
+        skipped_venues=[venue_note(v.dex, v.reason) for v in d.skipped_venues],
     )
+
+
+def venue_note(name: str, reason: str) -> pb.VenueNote:
+    return pb.VenueNote(dex=dex(name), reason=reason)
 
 
 def order(o: Order) -> pb.Order:

@@ -10,6 +10,7 @@ import grpc
 
 from server.validation import InvalidArgument
 from server.watch import WatchInterrupted
+from workers.domain import PermanentFailure
 from workers.store import IdempotencyConflict, OrderNotFound, is_unavailable
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.ALREADY_EXISTS, str(exc)
     if isinstance(exc, OrderNotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, PermanentFailure):  # the market cannot take the order as asked (PRICE_IMPACT_TOO_HIGH...)
+        return grpc.StatusCode.FAILED_PRECONDITION, f"{exc.code}: {exc.message}"
     if isinstance(exc, WatchInterrupted):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     if is_unavailable(exc):

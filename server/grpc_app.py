@@ -21,22 +21,13 @@ from server.decoding import RequestDecoding
 from server.errors import ErrorMapping
 from server.servicer import OrderService
 from server.watch import EventHub
+from server.watch_limit import WatchStreamLimit, server_options
 from workers.config import Settings
 from workers.runtime import Engine
 
 log = logging.getLogger(__name__)
 
 HEALTH_PROBE_INTERVAL_S = 2.0
-
-# Accept client keepalive pings (every 10 s at most often) and keep idle streams alive through proxies.
-SERVER_OPTIONS = [
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.max_concurrent_streams", 100_000),
-]
 
 
 @dataclass
@@ -65,7 +56,10 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     hub = EventHub(settings.redis_url)
     await hub.start()
 
-    server = grpc.aio.server(interceptors=[RequestDecoding(), ErrorMapping()], options=SERVER_OPTIONS)
+    server = grpc.aio.server(
+        interceptors=[RequestDecoding(), ErrorMapping(), WatchStreamLimit(settings.watch_max_streams)],
+        options=server_options(settings),
+    )
     pb_grpc.add_OrderServiceServicer_to_server(OrderService(engine, hub), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

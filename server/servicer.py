@@ -21,8 +21,10 @@ from server.validation import (
     parse_slippage,
     parse_status_filter,
 )
-from server.watch import EventHub, follow
+from server.watch import EventHub, GatedReads, follow
 from workers.domain import DEFAULT_OWNER, PermanentFailure
+from workers.market import resolve_token
+from workers.price_impact import check_price_impact
 from workers.runtime import Engine
 from workers.store import OrderNotFound
 from workers.views import route_view
@@ -34,6 +36,14 @@ class OrderService(pb_grpc.OrderServiceServicer):
     def __init__(self, engine: Engine, hub: EventHub) -> None:
         self.engine = engine
         self.hub = hub
+        self._watch_reads: GatedReads | None = None
+
+    @property
+    def watch_reads(self) -> GatedReads:
+        """The store as streams read it (made on first use, so nothing touches the store before a request does)."""
+        if self._watch_reads is None:
+            self._watch_reads = GatedReads(self.engine.store)
+        return self._watch_reads
 
     async def ExecuteOrder(
         self,
@@ -41,6 +51,11 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.ExecuteOrderRequest, pb.ExecuteOrderResponse],
     ) -> pb.ExecuteOrderResponse:
         new = parse_execute(request, owner_id=DEFAULT_OWNER)
+        impact = await self.engine.venues.price_impact_bps(
+            resolve_token(new.token_in), resolve_token(new.token_out), new.amount_in
+        )
+        if impact is not None:  # refused before anything is stored
+            check_price_impact(impact, new.max_price_impact_bps, "quoted now,")
         order, pending = await self.engine.store.create_order(new)
         if pending is not None:
             try:
@@ -59,7 +74,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse],
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         order_id = parse_order_id(request.order_id)
-        async with aclosing(follow(self.engine.store, self.hub, order_id, request.from_seq, DEFAULT_OWNER)) as events:
+        async with aclosing(follow(self.watch_reads, self.hub, order_id, request.from_seq, DEFAULT_OWNER)) as events:
             async for event in events:
                 yield pb.WatchOrderResponse(event=convert.event(event))
 
@@ -109,4 +124,5 @@ class OrderService(pb_grpc.OrderServiceServicer):
         return pb.GetQuoteResponse(
             quotes=[convert.venue_quote(q) for q in view.quotes],
             route=convert.route(route_view(view.route, slippage)),
+            unquoted_venues=[convert.venue_note(v.dex, v.reason) for v in view.unquoted],
         )

@@ -11,9 +11,11 @@ from orderengine.v1 import order_service_pb2 as pb
 from server.convert import ORDER_TYPE_FROM_PB, STATUS_FROM_PB
 from workers.domain import (
     ACCEPTED_ORDER_TYPES,
+    DEFAULT_MAX_PRICE_IMPACT_BPS,
     DEFAULT_ORDER_TYPE,
     DEFAULT_OWNER,
     DEFAULT_SLIPPAGE_BPS,
+    MAX_PRICE_IMPACT_BPS,
     MAX_SLIPPAGE_BPS,
     OrderStatus,
     OrderType,
@@ -26,8 +28,6 @@ MAX_IDEMPOTENCY_KEY = 128
 MAX_TOKEN_CHARS = 64
 # 19 integer digits, a point and 9 decimals, with room for leading and trailing zeros.
 MAX_AMOUNT_CHARS = 64
-# Amounts are stored as PostgreSQL bigint base units.
-MAX_BASE_UNITS = 2**63 - 1
 _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$|^\.[0-9]+$")
 
 
@@ -70,8 +70,6 @@ def parse_amount(text: str, token: Token, field: str = "amount") -> int:
         raise InvalidArgument(field, str(exc)) from None
     if units <= 0:
         raise InvalidArgument(field, f"must be greater than zero, got {text!r}")
-    if units > MAX_BASE_UNITS:
-        raise InvalidArgument(field, f"{text} {token.symbol} is larger than any supply of the token")
     return units
 
 
@@ -79,6 +77,12 @@ def parse_slippage(bps: int, field: str = "slippage_bps") -> int:
     if bps > MAX_SLIPPAGE_BPS:
         raise InvalidArgument(field, f"must be at most {MAX_SLIPPAGE_BPS} (50%), got {bps}")
     return bps or DEFAULT_SLIPPAGE_BPS
+
+
+def parse_max_price_impact(bps: int, field: str = "max_price_impact_bps") -> int:
+    if bps > MAX_PRICE_IMPACT_BPS:
+        raise InvalidArgument(field, f"must be at most {MAX_PRICE_IMPACT_BPS} (100%), got {bps}")
+    return bps or DEFAULT_MAX_PRICE_IMPACT_BPS
 
 
 def parse_pair(token_in: str, token_out: str) -> tuple[Token, Token]:
@@ -100,6 +104,7 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
     tin, tout = parse_pair(req.token_in, req.token_out)
     amount_in = parse_amount(req.amount, tin)
     slippage = parse_slippage(req.slippage_bps)
+    max_impact = parse_max_price_impact(req.max_price_impact_bps)
     if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidArgument(
             "idempotency_key",
@@ -115,6 +120,7 @@ def parse_execute(req: pb.ExecuteOrderRequest, owner_id: str = DEFAULT_OWNER) ->
         amount_in=amount_in,
         slippage_bps=slippage,
         idempotency_key=req.idempotency_key or None,
+        max_price_impact_bps=max_impact,
     )
 
 

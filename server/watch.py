@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -28,13 +29,21 @@ import redis.asyncio as aioredis
 
 from workers.models import Order, OrderEvent
 from workers.publisher import CHANNEL_PREFIX, decode
-from workers.store import OrderNotFound
+from workers.store import OrderNotFound, StoreUnavailable, is_unavailable
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 3.0
-# A watcher that hears nothing for this long re-reads the store, in case a publish was lost.
+# A watcher that hears nothing for this long re-reads the store, in case a publish was lost. The wait doubles (up
+# to IDLE_RECHECK_MAX_S) while the order stays silent and is spread at random, so thousands of idle streams do not
+# all read PostgreSQL at the same moment; a busy or absent store at a silence re-read is asked again next time.
 IDLE_RECHECK_S = 10.0
+IDLE_RECHECK_MAX_S = 60.0
+# Streams read the store (replay, gap, silence) through at most WATCH_READS pool connections at once: a burst of
+# thousands of new streams queues for them, up to WATCH_READ_WAIT_S, instead of failing on the pool's short
+# timeout or taking every connection from ExecuteOrder.
+WATCH_READS = 12
+WATCH_READ_WAIT_S = 30.0
 _PATTERN = CHANNEL_PREFIX + "*"
 _PREFIX = CHANNEL_PREFIX.encode()
 
@@ -88,6 +97,7 @@ async def follow(
     events stop. Close it (`contextlib.aclosing`) to let go of its subscription at once.
     """
     last = from_seq
+    idle = idle_recheck_s
     if last > 0:  # from the start, the replay below doubles as the existence check (every order has seq 1)
         order = await source.get_order(order_id, owner_id)
         if order is None:
@@ -107,19 +117,60 @@ async def follow(
                     if event.is_final:
                         return
                 try:
-                    item = await asyncio.wait_for(live.get(), idle_recheck_s)
+                    item = await asyncio.wait_for(live.get(), idle * random.uniform(1.0, 1.5))
+                    idle = idle_recheck_s
                 except TimeoutError:
                     item = None
+                    idle = min(idle * 2, max(idle_recheck_s, IDLE_RECHECK_MAX_S))
                 if isinstance(item, HubDown):
                     raise WatchInterrupted(item.reason, last)
                 if item is not None and item.seq == last + 1:
                     batch = [item]
-                elif item is None or item.seq > last:
-                    batch = await source.events_after(order_id, last, owner_id)  # a gap, or silence: ask the store
+                elif item is not None and item.seq > last:
+                    batch = await source.events_after(order_id, last, owner_id)  # a gap: fill it from the store
+                elif item is None:
+                    batch = await _silence_read(source, order_id, last, owner_id)
                 else:
                     batch = []  # already sent
     except HubUnavailable as exc:
         raise WatchInterrupted(str(exc), last) from None
+
+
+async def _silence_read(source: EventSource, order_id: str, last: int, owner_id: str) -> list[OrderEvent]:
+    """Only a safety net for a lost publish: a store that is busy or down now is asked again at the next silence."""
+    try:
+        return await source.events_after(order_id, last, owner_id)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        return []
+
+
+class GatedReads:
+    """The store as the streams read it: at most WATCH_READS reads at once, each waiting up to WATCH_READ_WAIT_S."""
+
+    def __init__(self, source: EventSource, reads: int = WATCH_READS) -> None:
+        self._source = source
+        self._gate = asyncio.Semaphore(reads)
+
+    async def get_order(self, order_id: str, owner_id: str | None = None) -> Order | None:
+        async with self._turn():
+            return await self._source.get_order(order_id, owner_id)
+
+    async def events_after(self, order_id: str, from_seq: int, owner_id: str | None = None) -> list[OrderEvent]:
+        async with self._turn():
+            return await self._source.events_after(order_id, from_seq, owner_id)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        try:
+            await asyncio.wait_for(self._gate.acquire(), WATCH_READ_WAIT_S)
+        except TimeoutError:
+            raise StoreUnavailable(f"no connection free for {WATCH_READ_WAIT_S:.0f} s (busy)") from None
+        try:
+            yield
+        finally:
+            self._gate.release()
 
 
 class EventHub:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +42,22 @@ class Settings(BaseSettings):
     reconcile_idle_seconds: float = Field(default=30.0, gt=0)
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     data_dir: str = ".data"
+
+    # WatchOrder streams one server process serves at once; past it a new one is refused (RESOURCE_EXHAUSTED).
+    # BENCHMARKS.md gives the server's memory per 1,000 streams, to size it.
+    watch_max_streams: int = Field(default=20_000, ge=1)
+    # gRPC's queue of calls that arrived before the server picked them up (a burst of new streams waits there);
+    # past it gRPC cancels calls (CANCELLED), so it is kept above watch_max_streams.
+    grpc_max_pending_calls: int = Field(default=30_000, ge=1)
+
+    @model_validator(mode="after")
+    def _pending_above_streams(self) -> Settings:
+        if self.grpc_max_pending_calls < self.watch_max_streams:
+            raise ValueError(
+                f"GRPC_MAX_PENDING_CALLS ({self.grpc_max_pending_calls}) must be at least WATCH_MAX_STREAMS "
+                f"({self.watch_max_streams}): a burst of streams past it would be cancelled instead of served"
+            )
+        return self
 
     @property
     def target(self) -> str:

@@ -23,6 +23,10 @@ DEFAULT_OWNER = "default"
 DEFAULT_SLIPPAGE_BPS = 50
 # The largest slippage an order may allow (50 %): past it, "at any price" is what the client would be asking for.
 MAX_SLIPPAGE_BPS = 5000
+# How far an order may move the price by itself (its route's price impact), unless it says otherwise: enough for
+# the README's 10,000 SOL order (about 200 bps), far from a pool-draining one (thousands of bps).
+DEFAULT_MAX_PRICE_IMPACT_BPS = 1000
+MAX_PRICE_IMPACT_BPS = 10_000
 
 
 class OrderStatus(StrEnum):
@@ -104,6 +108,7 @@ class ErrorCode(StrEnum):
     SLIPPAGE_EXCEEDED = "SLIPPAGE_EXCEEDED"
     NO_ROUTE = "NO_ROUTE"
     INSUFFICIENT_LIQUIDITY = "INSUFFICIENT_LIQUIDITY"
+    PRICE_IMPACT_TOO_HIGH = "PRICE_IMPACT_TOO_HIGH"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,13 @@ def _migrations() -> list[tuple[int, str]]:
         (f for f in resources.files("workers.migrations").iterdir() if f.name.endswith(".sql")),
         key=lambda f: f.name,
     )
-    return [(int(f.name.split("_", 1)[0]), f.read_text()) for f in files]
+    numbered = [(int(f.name.split("_", 1)[0]), f.read_text()) for f in files]
+    versions = [version for version, _ in numbered]
+    # Two branches can each add "the next" migration; a repeated number would silently skip one of them.
+    duplicates = sorted({v for v in versions if versions.count(v) > 1})
+    if duplicates:
+        raise RuntimeError(f"migration numbers used twice: {duplicates}; renumber one of each pair")
+    return numbered
 
 
 def migrate(database_url: str) -> list[int]:

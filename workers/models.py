@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from workers.domain import OrderError, OrderStatus, OrderType
+from workers.domain import DEFAULT_MAX_PRICE_IMPACT_BPS, OrderError, OrderStatus, OrderType
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +20,15 @@ class NewOrder:
     amount_in: int
     slippage_bps: int
     idempotency_key: str | None = None
+    max_price_impact_bps: int = DEFAULT_MAX_PRICE_IMPACT_BPS
 
     def fingerprint(self) -> str:
         """What an idempotency key must match to return the same order."""
-        return f"{self.order_type}|{self.token_in}|{self.token_out}|{self.amount_in}|{self.slippage_bps}"
+        text = f"{self.order_type}|{self.token_in}|{self.token_out}|{self.amount_in}|{self.slippage_bps}"
+        # Orders stored before the limit existed have the default, and their fingerprints stay as they were.
+        if self.max_price_impact_bps != DEFAULT_MAX_PRICE_IMPACT_BPS:
+            text += f"|impact<={self.max_price_impact_bps}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,15 @@ class Order:
     executed_price: str | None = None
     amount_out: int | None = None
     error: OrderError | None = None
+    max_price_impact_bps: int = DEFAULT_MAX_PRICE_IMPACT_BPS
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedVenue:
+    """A venue an attempt routed without, and why."""
+
+    dex: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +74,7 @@ class EventDetails:
     executed_price: str | None = None
     amount_out: str | None = None
     error: OrderError | None = None
+    skipped_venues: tuple[SkippedVenue, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -77,6 +92,8 @@ class EventDetails:
             d["amount_out"] = self.amount_out
         if self.error is not None:
             d["error"] = self.error.to_json()
+        if self.skipped_venues:
+            d["skipped_venues"] = [{"dex": v.dex, "reason": v.reason} for v in self.skipped_venues]
         return d
 
     @classmethod
@@ -89,6 +106,7 @@ class EventDetails:
             executed_price=d.get("executed_price"),
             amount_out=d.get("amount_out"),
             error=OrderError.from_json(d["error"]) if d.get("error") else None,
+            skipped_venues=tuple(SkippedVenue(v["dex"], v["reason"]) for v in d.get("skipped_venues", ())),
         )
 
 

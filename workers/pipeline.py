@@ -24,6 +24,7 @@ from workers.market import (
     route_from_json,
 )
 from workers.models import EventDetails, Order
+from workers.price_impact import check_price_impact
 from workers.runtime import Engine
 from workers.store import Settlement
 from workers.views import leg_view, main_dex, price, route_view
@@ -72,9 +73,15 @@ async def _route(engine: Engine, order: Order) -> Order | None:
     token_in, token_out = resolve_token(order.token_in), resolve_token(order.token_out)
     view = await engine.venues.quote(token_in, token_out, order.amount_in, order=(order.id, order.attempt))
     route = view.route
+    check_price_impact(route.price_impact_bps, order.max_price_impact_bps, "routed now,")
     instructions = chain.instructions_for(token_in.native, token_out.native, len(route.legs))
     dex = main_dex(route)
-    details = EventDetails(dex=dex, route=route_view(route, order.slippage_bps), instructions=instructions)
+    details = EventDetails(
+        dex=dex,
+        route=route_view(route, order.slippage_bps),
+        instructions=instructions,
+        skipped_venues=view.skipped,
+    )
     raw = route.to_json()
     event = await engine.store.transition(order.id, LifecycleEvent.ROUTE, details, attempt=order.attempt, route=raw)
     return replace(order, status=event.status, dex=dex, route=raw) if event else None
@@ -127,6 +134,8 @@ async def _settle(engine: Engine, order: Order) -> None:
             raise PermanentFailure(
                 ErrorCode.SLIPPAGE_EXCEEDED, f"the pools moved so far that the swap can no longer fill: {exc}"
             ) from exc
+        # The pools may have moved since routing: the impact is measured again on the swap as it would land.
+        check_price_impact(done.price_impact_bps, order.max_price_impact_bps, "settled now,")
         if done.amount_out < min_out:
             raise PermanentFailure(
                 ErrorCode.SLIPPAGE_EXCEEDED,

@@ -89,12 +89,47 @@ def current() -> Engine:
     return _current
 
 
-async def seed_market(settings: Settings) -> int:
-    """Creates the genesis pools of MARKET_SEED that do not exist yet."""
+@dataclass(frozen=True)
+class Seeding:
+    """What `seed_market` found and did."""
+
+    created: int  # genesis pools created now
+    market_seed: int | None  # the seed the store's market was made with (None: made before seeds were recorded)
+    applied: bool  # whether MARKET_SEED is the seed of the market in the store
+
+    def ignored_warning(self, wanted: int) -> str | None:
+        if self.applied:
+            return None
+        made = f"MARKET_SEED={self.market_seed}" if self.market_seed is not None else "an unrecorded seed"
+        return (
+            f"MARKET_SEED={wanted} is not applied: the store already has a market (made with {made}, as trading "
+            f"has left it) and keeps it; `orderengine market reset --seed {wanted}` replaces it with the genesis "
+            f"market of seed {wanted}"
+        )
+
+
+async def seed_market(settings: Settings) -> Seeding:
+    """Creates the genesis pools of MARKET_SEED that do not exist yet; a new market records its seed."""
     assert settings.database_url
     store = await OrderStore.open(settings.database_url, min_size=1, max_size=1)
     try:
-        return await store.seed_pools(genesis_pools(settings.market_seed))
+        recorded, seed = await store.market_seed()
+        genesis = genesis_pools(settings.market_seed)
+        created = await store.seed_pools(genesis)
+        if not recorded and created == len(genesis):
+            await store.record_market_seed(settings.market_seed)
+            recorded, seed = await store.market_seed()
+        return Seeding(created=created, market_seed=seed, applied=recorded and seed == settings.market_seed)
+    finally:
+        await store.close()
+
+
+async def reset_market(settings: Settings, seed: int) -> int:
+    """Every pool back to the genesis market of `seed`; returns how many pools it has."""
+    assert settings.database_url
+    store = await OrderStore.open(settings.database_url, min_size=1, max_size=1)
+    try:
+        return await store.reset_market(seed, genesis_pools(seed))
     finally:
         await store.close()
 

@@ -75,7 +75,8 @@ DRIFT_LOCK_KEY = 0x0D21F7
 
 _ORDER_COLUMNS = (
     "id, owner_id, order_type, token_in, token_out, amount_in, slippage_bps, status, attempt, last_seq, "
-    "created_at, updated_at, idempotency_key, dex, route, tx_signature, executed_price, amount_out, error"
+    "created_at, updated_at, idempotency_key, dex, route, tx_signature, executed_price, amount_out, error, "
+    "max_price_impact_bps"
 )
 
 _EVENT_INSERT = """
@@ -133,6 +134,7 @@ def _order(row: Sequence[Any]) -> Order:
         executed_price=row[16],
         amount_out=row[17],
         error=OrderError.from_json(row[18]) if row[18] else None,
+        max_price_impact_bps=row[19],
     )
 
 
@@ -208,8 +210,8 @@ class OrderStore:
                 f"""
                 WITH o AS (
                     INSERT INTO orders (id, owner_id, idempotency_key, fingerprint, order_type, token_in, token_out,
-                                        amount_in, slippage_bps, status)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                        amount_in, slippage_bps, status, max_price_impact_bps)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                     ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                     RETURNING {_ORDER_COLUMNS}
                 ), e AS (
@@ -230,6 +232,7 @@ class OrderStore:
                     new.amount_in,
                     new.slippage_bps,
                     INITIAL_STATUS.value,
+                    new.max_price_impact_bps,
                 ),
             )
             row = await cur.fetchone()
@@ -404,6 +407,39 @@ class OrderStore:
                 )
                 created += cur.rowcount
             return created
+
+    async def market_seed(self) -> tuple[bool, int | None]:
+        """(whether the store has a market on record, the MARKET_SEED that made it: None if not known)."""
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT seed FROM market")
+            row = await cur.fetchone()
+            return (False, None) if row is None else (True, row[0])
+
+    async def record_market_seed(self, seed: int) -> None:
+        async with self._conn() as conn:
+            await conn.execute("INSERT INTO market (seed) VALUES (%s) ON CONFLICT (singleton) DO NOTHING", (seed,))
+
+    async def reset_market(self, seed: int, pools: Sequence[Pool]) -> int:
+        """Puts every pool back to its genesis state of `seed` and drops pools genesis does not make.
+
+        Each pool gets a new version, so every process's cached copy is re-read; settlements in flight wait on
+        the pool locks and then price against the new pools."""
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT id FROM pools ORDER BY id FOR UPDATE")
+            for p in pools:
+                await conn.execute(
+                    "INSERT INTO pools (id, dex, state) VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE "
+                    "SET dex = EXCLUDED.dex, state = EXCLUDED.state, version = pools.version + 1, "
+                    "updated_at = clock_timestamp()",
+                    (p.id, p.dex, Jsonb(p.to_json())),
+                )
+            await conn.execute("DELETE FROM pools WHERE NOT (id = ANY(%s))", ([p.id for p in pools],))
+            await conn.execute(
+                "INSERT INTO market (seed) VALUES (%s) ON CONFLICT (singleton) DO UPDATE "
+                "SET seed = EXCLUDED.seed, created_at = clock_timestamp()",
+                (seed,),
+            )
+            return len(pools)
 
     async def load_pools(self) -> dict[str, Pool]:
         async with self._conn() as conn:

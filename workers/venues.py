@@ -8,7 +8,7 @@ message (`quote_wait_ms`, see `workers.pipeline`), so no thread waits on it; Get
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from workers import faults
@@ -21,9 +21,11 @@ from workers.market import (
     Route,
     Token,
     VenueQuote,
+    VenueShortfall,
     best_route,
-    venue_quotes,
+    venue_quotes_and_shortfalls,
 )
+from workers.models import SkippedVenue
 from workers.store import OrderStore
 
 QUOTE_LATENCY_MS = (150, 250)
@@ -33,6 +35,8 @@ QUOTE_LATENCY_MS = (150, 250)
 class MarketView:
     quotes: list[VenueQuote]
     route: Route
+    unquoted: list[VenueShortfall] = field(default_factory=list)  # venues with no quote of their own, and why
+    skipped: tuple[SkippedVenue, ...] = ()  # venues an order's attempt routed without (they did not answer)
 
 
 class Venues:
@@ -68,23 +72,46 @@ class Venues:
     async def quote(
         self, token_in: Token, token_out: Token, amount_in: int, *, order: tuple[str, int] | None = None
     ) -> MarketView:
-        """Both venues' answers, routed over their pools.
+        """The venues' answers, routed over their pools.
 
         For an order (`order` = id, attempt) the caller has already let the latency pass (`quote_wait_ms`), and
-        each venue may fail as seeded. Without one (GetQuote) the latency is awaited here.
+        each venue may fail as seeded: routing goes on with the venues that answered, as an aggregator does, and
+        only when none did (or those that did cannot route the order) is the attempt a transient failure.
+        Without an order (GetQuote) the latency is awaited here.
         """
+        skipped: tuple[SkippedVenue, ...] = ()
         if order is None:
             await asyncio.sleep(max(self.latency_ms(dex, None) for dex in DEXES) / 1000)
         else:
-            for dex in DEXES:
-                if faults.venue_fails(self._seed, self._failure_rate, order[0], order[1], dex):
-                    raise TransientFailure(ErrorCode.DEX_UNAVAILABLE, f"{dex} did not answer the quote request")
-        pools = list((await self.pools()).values())
+            skipped = tuple(
+                SkippedVenue(dex, f"{dex} did not answer the quote request")
+                for dex in DEXES
+                if faults.venue_fails(self._seed, self._failure_rate, order[0], order[1], dex)
+            )
+            if len(skipped) == len(DEXES):
+                raise TransientFailure(
+                    ErrorCode.DEX_UNAVAILABLE, f"no venue answered the quote request ({', '.join(DEXES)})"
+                )
+        silent = {venue.dex for venue in skipped}
+        pools = [p for p in (await self.pools()).values() if p.dex not in silent]
         try:
             route = best_route(pools, token_in, token_out, amount_in)
-            quotes = venue_quotes(pools, token_in, token_out, amount_in)
-        except NoRouteError as exc:
-            raise PermanentFailure(ErrorCode.NO_ROUTE, str(exc)) from exc
-        except InsufficientLiquidityError as exc:
-            raise PermanentFailure(ErrorCode.INSUFFICIENT_LIQUIDITY, str(exc)) from exc
-        return MarketView(quotes=quotes, route=route)
+            quotes, unquoted = venue_quotes_and_shortfalls(pools, token_in, token_out, amount_in)
+        except (NoRouteError, InsufficientLiquidityError) as exc:
+            if skipped:  # the venue that could have filled it may answer next time
+                names = ", ".join(sorted(silent))
+                raise TransientFailure(
+                    ErrorCode.DEX_UNAVAILABLE, f"{names} did not answer, and the venues that did cannot: {exc}"
+                ) from exc
+            code = ErrorCode.NO_ROUTE if isinstance(exc, NoRouteError) else ErrorCode.INSUFFICIENT_LIQUIDITY
+            raise PermanentFailure(code, str(exc)) from exc
+        return MarketView(quotes=quotes, route=route, unquoted=unquoted, skipped=skipped)
+
+    async def price_impact_bps(self, token_in: Token, token_out: Token, amount_in: int) -> int | None:
+        """The price impact of the route an order would take on the pools as they are now (no venue latency);
+        None when no route can fill it (routing will say why)."""
+        pools = list((await self.pools()).values())
+        try:
+            return best_route(pools, token_in, token_out, amount_in).price_impact_bps
+        except (NoRouteError, InsufficientLiquidityError):
+            return None

@@ -14,6 +14,7 @@ from workers.broker import build_broker
 from workers.config import Settings
 from workers.middleware import EngineLifecycle, OrderAttempts, Reconciler
 from workers.middleware.market_drift import MarketDrift
+from workers.readiness import notify_ready
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def run_worker(settings: Settings, *, threads: int | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     worker.start()
     log.info("worker ready: %d threads on queue orders", worker.worker_threads)
+    notify_ready("worker")
     stop.wait()
     log.info("worker stopping: draining in-flight messages")
     worker.stop(timeout=10_000)

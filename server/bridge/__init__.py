@@ -15,6 +15,7 @@ import uvicorn
 
 from server.bridge.app import create_app
 from workers.config import Settings
+from workers.readiness import notify_ready
 
 __all__ = ["BridgeServer", "bridge_config", "create_app", "serve_bridge"]
 
@@ -25,11 +26,17 @@ WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 
 class BridgeServer(uvicorn.Server):
-    """uvicorn without its signal handlers: whoever runs the bridge owns SIGINT/SIGTERM and cancels it."""
+    """uvicorn without its signal handlers (whoever runs the bridge owns SIGINT/SIGTERM and cancels it) that says
+    when it serves (`workers.readiness`)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            notify_ready("bridge")  # a supervisor waiting for every part (`orderengine dev`) hears it serves
 
 
 def bridge_config(grpc_target: str, cors_origins: list[str], host: str, port: int) -> uvicorn.Config:

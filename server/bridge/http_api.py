@@ -66,7 +66,12 @@ async def execute_order(request: Request) -> Response:
     """POST /api/orders/execute -> {"orderId": ...}"""
     order = parse_order(load_json(await read_body(request)))
     order_id = await order_client(request).execute(
-        order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
+        order.token_in,
+        order.token_out,
+        order.amount,
+        order.slippage_bps,
+        order.idempotency_key,
+        max_price_impact_bps=order.max_price_impact_bps,
     )
     return JSONResponse({"orderId": order_id})
 

@@ -69,6 +69,7 @@ class OrderInput:
     amount: str
     slippage_bps: int = 0
     idempotency_key: str = ""
+    max_price_impact_bps: int = 0
 
 
 def camel(name: str) -> str:
@@ -173,7 +174,8 @@ def _bps(value: Any, field: str) -> int:
 
 
 def parse_order(obj: Any) -> OrderInput:
-    """`{"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps"?: 50, "idempotencyKey"?: "k"}`."""
+    """`{"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps"?: 50, "idempotencyKey"?: "k",
+    "maxPriceImpactBps"?: 1000}`."""
     if not isinstance(obj, dict):
         raise InputError("the body must be a JSON object")
     key = obj.get("idempotencyKey")
@@ -185,6 +187,7 @@ def parse_order(obj: Any) -> OrderInput:
         amount=amount_text(obj.get("amount")),
         slippage_bps=_bps(obj.get("slippageBps"), "slippageBps"),
         idempotency_key=key or "",
+        max_price_impact_bps=_bps(obj.get("maxPriceImpactBps"), "maxPriceImpactBps"),
     )
 
 

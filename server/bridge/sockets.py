@@ -2,9 +2,10 @@
 
 Close codes: 1000 after the terminal event; 4400 bad input (malformed id, bad fromSeq, bad order JSON, or a
 message on a socket that takes none); 4404 unknown order or no such socket; 4409 idempotency key reused with other
-parameters; 4413 an order message over 16 KiB; 1013 the order service is unreachable (try again later); 1011 a bug
-in the bridge, never the client's input (and logged). A frame over 64 KiB never reaches this code: the WebSocket
-layer closes with 1009 (message too big). The reason says what happened.
+parameters, or an order the market cannot take as asked (PRICE_IMPACT_TOO_HIGH); 4413 an order message over 16 KiB;
+1013 the order service is unreachable or at its stream limit (try again later); 1011 a bug in the bridge, never the
+client's input (and logged). A frame over 64 KiB never reaches this code: the WebSocket layer closes with 1009
+(message too big). The reason says what happened.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ _CLOSE_OF: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: CLOSE_BAD_REQUEST,
     grpc.StatusCode.NOT_FOUND: CLOSE_NOT_FOUND,
     grpc.StatusCode.ALREADY_EXISTS: CLOSE_CONFLICT,
+    grpc.StatusCode.FAILED_PRECONDITION: CLOSE_CONFLICT,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: CLOSE_TRY_AGAIN,
     grpc.StatusCode.UNAVAILABLE: CLOSE_TRY_AGAIN,
     grpc.StatusCode.DEADLINE_EXCEEDED: CLOSE_TRY_AGAIN,
 }
@@ -171,7 +174,12 @@ async def execute_and_watch(ws: WebSocket) -> None:
             raise InputError(f"order message larger than {MAX_BODY_BYTES} bytes", status=413)
         order = parse_order(load_json(text))
         order_id = await _client(ws).execute(
-            order.token_in, order.token_out, order.amount, order.slippage_bps, order.idempotency_key
+            order.token_in,
+            order.token_out,
+            order.amount,
+            order.slippage_bps,
+            order.idempotency_key,
+            max_price_impact_bps=order.max_price_impact_bps,
         )
     except InputError as e:
         await _send_json(ws, e.body())

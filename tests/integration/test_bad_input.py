@@ -26,14 +26,17 @@ BAD_ORDERS = [
     ({"amount": "1e3"}, "amount", "decimal number"),
     ({"amount": "1.0000000001"}, "amount", "at most 9"),  # SOL has 9 decimals
     ({"token_in": "USDC", "token_out": "SOL", "amount": "1.0000001"}, "amount", "at most 6"),
-    ({"amount": "1" + "0" * 30}, "amount", "too large"),
-    ({"amount": "10000000000"}, "amount", "larger than any supply"),
+    # One rule for every amount, stated in the message: at most 2^63-1 base units.
+    ({"amount": "1" + "0" * 30}, "amount", "may be at most 9223372036.854775807 SOL"),
+    ({"amount": "10000000000"}, "amount", "may be at most 9223372036.854775807 SOL"),
+    ({"token_in": "USDC", "token_out": "SOL", "amount": "1" + "0" * 13}, "amount", "at most 9223372036854.775807 USDC"),
     ({"token_in": "DOGE"}, "token_in", "unknown token"),
     ({"token_out": "NotAMint111111111111111111111111111111111111"}, "token_out", "unknown token"),
     ({"token_in": ""}, "token_in", "required"),
     ({"token_out": "SOL"}, "token_out", "must differ"),
     ({"token_out": "wsol"}, "token_out", "must differ"),
     ({"slippage_bps": 5001}, "slippage_bps", "at most 5000"),
+    ({"max_price_impact_bps": 10_001}, "max_price_impact_bps", "at most 10000"),
     ({"idempotency_key": "k" * 129}, "idempotency_key", "at most 128"),
     ({"order_type": pb.ORDER_TYPE_LIMIT}, "order_type", "market"),
 ]
@@ -91,3 +94,29 @@ async def test_idempotency_key_returns_the_same_order_or_already_exists(stub, st
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     events = await watch_all(stub, first)
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]  # one order, one history
+
+
+@pytest.mark.parametrize(
+    ("amount", "limit", "over"),
+    [("1000000000", 0, "limit of 1000 bps"), ("10000", 50, "limit of 50 bps")],
+    ids=["pool-draining order, default limit", "large order, tight limit"],
+)
+async def test_order_moving_the_price_too_far_is_refused_before_anything_is_stored(
+    stub, stack: Stack, amount: str, limit: int, over: str
+) -> None:
+    before = (count_rows(stack.database_url, "orders"), count_rows(stack.database_url, "order_events"))
+    quoted = await stub.GetQuote(pb.GetQuoteRequest(token_in="SOL", token_out="USDC", amount=amount))
+    request = pb.ExecuteOrderRequest(token_in="SOL", token_out="USDC", amount=amount, max_price_impact_bps=limit)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ExecuteOrder(request, timeout=10)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    details = err.value.details() or ""
+    assert details.startswith("PRICE_IMPACT_TOO_HIGH: ")
+    assert f"by {quoted.route.price_impact_bps} bps" in details and over in details, details
+    assert (count_rows(stack.database_url, "orders"), count_rows(stack.database_url, "order_events")) == before
+
+
+async def test_an_order_within_its_price_impact_limit_is_accepted(stub) -> None:
+    order_id = await execute(stub, amount="1", max_price_impact_bps=5)  # 1 SOL barely moves the deep SOL/USDC pools
+    events = await watch_all(stub, order_id)
+    assert events[-1].status == pb.ORDER_STATUS_CONFIRMED

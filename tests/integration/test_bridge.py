@@ -297,6 +297,19 @@ async def test_execute_socket_refuses_bad_orders(bridge: BridgeThread, first_mes
     assert code == 4400 and reason
 
 
+async def test_order_past_its_price_impact_limit_is_409_and_closes_4409(bridge: BridgeThread) -> None:
+    body = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 10_000, "maxPriceImpactBps": 50}
+    result = await ahttp("POST", f"{bridge.http}/api/orders/execute", json.dumps(body).encode())
+    assert result.status == 409, result.body
+    answer = result.json()
+    assert answer["code"] == "FAILED_PRECONDITION" and answer["error"].startswith("PRICE_IMPACT_TOO_HIGH: ")
+    assert "limit of 50 bps" in answer["error"]
+    async with websockets.connect(f"{bridge.ws}/api/orders/execute") as ws:
+        await ws.send(json.dumps(body))
+        messages, code, reason = await receive_all(ws)
+    assert messages[0]["error"].startswith("PRICE_IMPACT_TOO_HIGH: ") and code == 4409 and reason
+
+
 async def test_serve_bridge_runs_until_cancelled(stack: Stack) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -421,3 +421,61 @@ async def test_idle_market_drifts_once_per_interval_across_workers(stores: Store
         assert sum(moved[p.id] != p.to_json() for p in genesis_pools(GENESIS_SEED)) >= 2
     finally:
         s.stop()
+
+
+# -- price impact ------------------------------------------------------------------------------------------------
+
+
+async def test_price_impact_is_checked_again_at_settlement(realistic: Stack, realistic_stub: Stub) -> None:
+    """SOL -> WIF has one pool: between routing and settlement half of its liquidity leaves, so the same swap now
+    moves the price more than the order allows; it fails for good and the pool is left as it is."""
+    quoted = await quote(realistic_stub, "100", "SOL", "WIF")
+    impact = quoted.route.price_impact_bps
+    assert [leg.pool_id for leg in quoted.route.legs] == ["raydium-WIF-SOL"] and impact > 0
+    limit = impact + 20
+    order_id = await execute(realistic_stub, "SOL", "WIF", "100", slippage_bps=5000, max_price_impact_bps=limit)
+    events: list[pb.OrderEvent] = []
+    left: dict[str, dict[str, Any]] = {}
+
+    async def follow() -> None:
+        nonlocal left
+        async for response in realistic_stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id)):
+            events.append(response.event)
+            if response.event.status == pb.ORDER_STATUS_SUBMITTED:  # confirmation is 2-2.8 s away
+                left = await _withdraw_half("raydium-WIF-SOL", realistic.database_url)
+
+    await asyncio.wait_for(follow(), 20)
+
+    assert statuses(events) == [*LIFECYCLE[:4], pb.ORDER_STATUS_FAILED]
+    failed = events[-1]
+    assert failed.error.code == "PRICE_IMPACT_TOO_HIGH" and not failed.error.retryable
+    assert "settled now" in failed.error.message and f"limit of {limit} bps" in failed.error.message
+    assert pool_states(realistic.database_url) == left
+    with psycopg.connect(realistic.database_url) as conn:
+        settled = conn.execute("SELECT count(*) FROM settlements WHERE order_id = %s", (order_id,)).fetchone()
+    assert settled == (0,)
+
+
+async def _withdraw_half(pool_id: str, database_url: str) -> dict[str, dict[str, Any]]:
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        async with conn.transaction():
+            cur = await conn.execute("SELECT state FROM pools WHERE id = %s FOR UPDATE", (pool_id,))
+            row = await cur.fetchone()
+            assert row is not None
+            state = {**row[0], "reserve_x": row[0]["reserve_x"] // 2, "reserve_y": row[0]["reserve_y"] // 2}
+            await conn.execute(
+                "UPDATE pools SET state = %s, version = version + 1 WHERE id = %s", (Jsonb(state), pool_id)
+            )
+        cur = await conn.execute("SELECT id, state FROM pools")
+        return {r[0]: r[1] for r in await cur.fetchall()}
+
+
+async def test_quote_says_which_venue_cannot_fill_the_amount_alone(market_stub: Stub) -> None:
+    huge = await quote(market_stub, "10000000")
+    assert [q.dex for q in huge.quotes] == [pb.DEX_RAYDIUM]
+    assert {leg.dex for leg in huge.route.legs} == {pb.DEX_RAYDIUM, pb.DEX_METEORA}  # Meteora fills a part
+    [note] = huge.unquoted_venues
+    assert note.dex == pb.DEX_METEORA and "cannot fill 10000000 SOL alone" in note.reason
+    one_venue = await quote(market_stub, "1", "SOL", "WIF")
+    assert [(n.dex, "no pool" in n.reason) for n in one_venue.unquoted_venues] == [(pb.DEX_METEORA, True)]
+    assert not (await quote(market_stub, "1")).unquoted_venues

@@ -36,8 +36,9 @@ def bridge(stack: Stack) -> Iterator[BridgeThread]:
 
 @pytest.fixture(scope="module")
 def slow_bridge(stores: Stores) -> Iterator[BridgeThread]:
-    """A bridge on a system with realistic latency: orders take seconds, so the page can watch them move."""
-    slow = Stack.start(stores, MARKET_LATENCY="realistic")
+    """A bridge on a system with realistic latency: orders take seconds, so the page can watch them move. Its
+    market is the one `make run` starts with (MARKET_SEED 42), so the README's screenshot shows what users see."""
+    slow = Stack.start(stores, MARKET_LATENCY="realistic", MARKET_SEED="42")
     b = BridgeThread(slow.grpc_target).start()
     yield b
     b.stop()

@@ -82,6 +82,7 @@ def test_event_json_has_the_seed_keys_in_camel_case() -> None:
         "error": None,
         "errorCode": None,
         "retryable": None,
+        "skippedVenues": [],
         "timestamp": "2025-11-24T16:00:00.123Z",
     }
 

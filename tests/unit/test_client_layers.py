@@ -32,7 +32,8 @@ def test_client_depends_on_grpc_and_the_stubs_only() -> None:
 
 def test_bridge_reaches_the_engine_only_over_grpc() -> None:
     for path, names in imported_modules(ROOT / "server" / "bridge").items():
-        engine = {n for n in names if n.split(".")[0] == "workers" and n != "workers.config"}
+        # Settings and the readiness note to a supervisor are process plumbing, not the engine.
+        engine = {n for n in names if n.split(".")[0] == "workers" and n not in ("workers.config", "workers.readiness")}
         faces = {n for n in names if n.split(".")[0] == "server" and not n.startswith("server.bridge")}
         assert not engine and not faces, f"{path} imports {engine | faces}"
 
@@ -50,6 +51,8 @@ def test_route_text_for_direct_split_and_multi_hop_routes() -> None:
     assert route_text(pb.Route(legs=[leg(pb.DEX_RAYDIUM, "SOL", "USDC")])) == "SOL→USDC via raydium"
     split = pb.Route(legs=[leg(pb.DEX_METEORA, "SOL", "USDC", "0.8"), leg(pb.DEX_RAYDIUM, "SOL", "USDC", "0.2")])
     assert route_text(split) == "split meteora 80% / raydium 20%"
+    lopsided = pb.Route(legs=[leg(pb.DEX_RAYDIUM, "SOL", "USDC", "998"), leg(pb.DEX_METEORA, "SOL", "USDC", "2")])
+    assert route_text(lopsided) == "split raydium 99.8% / meteora 0.2%"  # a real share never shows as 0%
     hops = pb.Route(legs=[leg(pb.DEX_RAYDIUM, "BONK", "SOL"), leg(pb.DEX_METEORA, "SOL", "JUP")])
     assert route_text(hops) == "BONK→SOL→JUP via raydium/meteora"
     assert short("abcdefghijklmnop", 3) == "abc…nop" and short("abc") == "abc"

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workers.domain import ErrorCode, PermanentFailure
 from workers.market import (
     SOL,
     USDC,
@@ -24,8 +25,10 @@ from workers.market import (
     route_from_json,
     to_decimal,
     venue_quotes,
+    venue_quotes_and_shortfalls,
 )
 from workers.market.tokens import ALL_TOKENS, BONK, JITOSOL, Token
+from workers.price_impact import check_price_impact
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True)
 
@@ -254,3 +257,26 @@ def test_a_pool_moved_against_us_pays_less(amount, dump_amount):
     route = best_route(POOLS, SOL, USDC, amount)
     dump = execute(best_route(POOLS, SOL, USDC, dump_amount), BY_ID)
     assert execute(route, BY_ID | dump.pools_after).amount_out <= route.amount_out
+
+
+def test_an_execution_on_unchanged_pools_has_the_routes_price_impact() -> None:
+    pools = genesis_pools(42)
+    route = best_route(pools, SOL, USDC, 10_000 * 10**9)
+    assert route.is_split and route.price_impact_bps > 0
+    assert execute(route, {p.id: p for p in pools}).price_impact_bps == route.price_impact_bps
+
+
+def test_price_impact_guard_names_the_impact_and_the_limit() -> None:
+    check_price_impact(1000, 1000, "quoted now,")  # at the limit is allowed
+    with pytest.raises(PermanentFailure) as refused:
+        check_price_impact(9999, 1000, "quoted now,")
+    assert refused.value.code == ErrorCode.PRICE_IMPACT_TOO_HIGH
+    assert "by 9999 bps (99.99%)" in refused.value.message and "limit of 1000 bps" in refused.value.message
+
+
+def test_venues_without_a_quote_say_why() -> None:
+    pools = genesis_pools(42)
+    quotes, unquoted = venue_quotes_and_shortfalls(pools, SOL, USDC, 10_000_000 * 10**9)
+    assert [q.dex for q in quotes] == ["raydium"]
+    assert [(u.dex, "cannot fill 10000000 SOL alone" in u.reason) for u in unquoted] == [("meteora", True)]
+    assert venue_quotes_and_shortfalls(pools, SOL, USDC, 10**9)[1] == []

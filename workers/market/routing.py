@@ -21,7 +21,7 @@ from fractions import Fraction
 from typing import Any
 
 from workers.market.pool import BPS, DEXES, Dex, InsufficientLiquidityError, Pool, ratio_bps
-from workers.market.tokens import SOL, USDC, Token, resolve_token
+from workers.market.tokens import SOL, USDC, Token, format_amount, resolve_token
 
 HOP_TOKENS: tuple[Token, ...] = (SOL, USDC)
 
@@ -157,6 +157,11 @@ class Execution:
     amount_out: int
     legs: tuple[Leg, ...]
     pools_after: dict[str, Pool]  # only the pools the route touched, in their state after it
+
+    @property
+    def price_impact_bps(self) -> int:
+        """The route's price impact as executed now, weighted as `Route.price_impact_bps` is."""
+        return _impact_and_fee_bps(self.legs)[0]
 
 
 # -- paths ---------------------------------------------------------------------------------------------------
@@ -310,7 +315,8 @@ def _group_paths(legs: Iterable[Leg]) -> dict[int, list[Leg]]:
     return groups
 
 
-def _route(token_in: Token, token_out: Token, legs: tuple[Leg, ...], amount_out: int) -> Route:
+def _impact_and_fee_bps(legs: Iterable[Leg]) -> tuple[int, int]:
+    """Input-weighted over the paths; along a path, the legs' impacts (and fees) compound."""
     groups = _group_paths(legs).values()
     amount_in = sum(path[0].amount_in for path in groups)
     fee = impact = Fraction(0)
@@ -322,13 +328,18 @@ def _route(token_in: Token, token_out: Token, legs: tuple[Leg, ...], amount_out:
         share = Fraction(path[0].amount_in, amount_in)
         fee += share * (1 - keep_fee)
         impact += share * (1 - keep_price)
+    return round(impact * BPS), round(fee * BPS)
+
+
+def _route(token_in: Token, token_out: Token, legs: tuple[Leg, ...], amount_out: int) -> Route:
+    impact_bps, fee_bps = _impact_and_fee_bps(legs)
     return Route(
         token_in=token_in,
         token_out=token_out,
-        amount_in=amount_in,
+        amount_in=sum(path[0].amount_in for path in _group_paths(legs).values()),
         amount_out=amount_out,
-        price_impact_bps=round(impact * BPS),
-        fee_bps=round(fee * BPS),
+        price_impact_bps=impact_bps,
+        fee_bps=fee_bps,
         legs=legs,
     )
 
@@ -350,18 +361,43 @@ def _check_amount(amount_in: int) -> None:
         raise ValueError(f"amount_in must be positive, got {amount_in}")
 
 
+@dataclass(frozen=True, slots=True)
+class VenueShortfall:
+    """A venue with no quote of its own for the whole amount, and why."""
+
+    dex: Dex
+    reason: str
+
+
 def venue_quotes(pools: Sequence[Pool], token_in: Token, token_out: Token, amount_in: int) -> list[VenueQuote]:
     """Each venue's best single path on its own pools, for venues that can fill the order (raydium first)."""
+    return venue_quotes_and_shortfalls(pools, token_in, token_out, amount_in)[0]
+
+
+def venue_quotes_and_shortfalls(
+    pools: Sequence[Pool], token_in: Token, token_out: Token, amount_in: int
+) -> tuple[list[VenueQuote], list[VenueShortfall]]:
+    """`venue_quotes`, and for every other venue why it has none: no path of its own, or not deep enough."""
     _check_amount(amount_in)
     paths = _paths(pools, token_in, token_out)
-    quotes = []
+    quotes: list[VenueQuote] = []
+    shortfalls: list[VenueShortfall] = []
+    pair = f"{token_in.symbol} for {token_out.symbol}"
     for dex in DEXES:
-        best = _best_single((p for p in paths if p.dexes == {dex}), amount_in)
+        own = [p for p in paths if p.dexes == {dex}]
+        best = _best_single(own, amount_in)
         if best is None:
+            reason = (
+                f"{dex} cannot fill {format_amount(amount_in, token_in)} {token_in.symbol} alone: its pools run "
+                "out of liquidity first (it may still fill part of a split route)"
+                if own
+                else f"{dex} has no pool or one-hop path (via SOL or USDC) to swap {pair}"
+            )
+            shortfalls.append(VenueShortfall(dex, reason))
             continue
         route = _route_for(pools, token_in, token_out, [(best[0], amount_in)])
         quotes.append(VenueQuote(dex, route.amount_out, route.price_impact_bps, route.fee_bps, route))
-    return quotes
+    return quotes, shortfalls
 
 
 def best_route(pools: Sequence[Pool], token_in: Token, token_out: Token, amount_in: int) -> Route:

@@ -11,14 +11,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
-# SPL token amounts are u64 on chain; anything larger cannot exist there.
-MAX_BASE_UNITS = 2**64 - 1
+# The most of any token one amount may be, in base units: PostgreSQL's bigint, where orders keep their amounts
+# (an SPL token's u64 on chain holds more). One rule for every amount, stated in the error.
+MAX_BASE_UNITS = 2**63 - 1
 
 WSOL_MINT = "So11111111111111111111111111111111111111112"
 
 
 class UnknownTokenError(ValueError):
     """Neither a known symbol nor a known mint."""
+
+
+class AmountTooLargeError(ValueError):
+    """More than MAX_BASE_UNITS base units; the message states the limit in whole tokens."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +75,7 @@ def to_base_units(amount: Decimal, token: Token) -> int:
     coefficient = int("".join(map(str, digits)) or "0")
     shift = exponent + token.decimals
     if coefficient and len(digits) + shift > len(str(MAX_BASE_UNITS)):
-        raise ValueError(f"amount {amount} is too large for {token.symbol}")
+        raise _too_large(amount, token)
     if shift >= 0:
         units = coefficient * 10**shift
     else:
@@ -80,8 +85,20 @@ def to_base_units(amount: Decimal, token: Token) -> int:
                 f"amount {amount} has too many decimal places: {token.symbol} allows at most {token.decimals}"
             )
     if units > MAX_BASE_UNITS:
-        raise ValueError(f"amount {amount} is too large for {token.symbol}")
+        raise _too_large(amount, token)
     return int(units)
+
+
+def max_amount(token: Token) -> str:
+    """The largest amount of `token` the engine accepts, in whole tokens."""
+    return format_amount(MAX_BASE_UNITS, token)
+
+
+def _too_large(amount: Decimal, token: Token) -> AmountTooLargeError:
+    return AmountTooLargeError(
+        f"{amount:f} {token.symbol} is too large: an amount of {token.symbol} may be at most "
+        f"{max_amount(token)} {token.symbol} (2^63-1 base units, the largest an order can hold)"
+    )
 
 
 def to_decimal(base_units: int, token: Token) -> Decimal:

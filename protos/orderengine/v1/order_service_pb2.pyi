@@ -100,6 +100,7 @@ class ExecuteOrderRequest(_message.Message):
     SLIPPAGE_BPS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     ORDER_TYPE_FIELD_NUMBER: _builtins.int
+    MAX_PRICE_IMPACT_BPS_FIELD_NUMBER: _builtins.int
     token_in: _builtins.str
     """Symbol (SOL, USDC, ...) or mint address of the token sold."""
     token_out: _builtins.str
@@ -111,6 +112,13 @@ class ExecuteOrderRequest(_message.Message):
     idempotency_key: _builtins.str
     """Optional; the same key with the same parameters returns the same order."""
     order_type: Global___OrderType.ValueType
+    max_price_impact_bps: _builtins.int
+    """Largest accepted price impact of the route, in basis points: how far the
+    order itself moves the price (slippage guards only against movement after
+    the quote). 0 = 1000 (10%); at most 10000. Checked before the order is
+    stored (FAILED_PRECONDITION, PRICE_IMPACT_TOO_HIGH), when it is routed and
+    again at settlement.
+    """
     def __init__(
         self,
         *,
@@ -120,10 +128,11 @@ class ExecuteOrderRequest(_message.Message):
         slippage_bps: _builtins.int = ...,
         idempotency_key: _builtins.str = ...,
         order_type: Global___OrderType.ValueType = ...,
+        max_price_impact_bps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "idempotency_key", b"idempotency_key", "order_type", b"order_type", "slippage_bps", b"slippage_bps", "token_in", b"token_in", "token_out", b"token_out"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "idempotency_key", b"idempotency_key", "max_price_impact_bps", b"max_price_impact_bps", "order_type", b"order_type", "slippage_bps", b"slippage_bps", "token_in", b"token_in", "token_out", b"token_out"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -316,6 +325,7 @@ class GetQuoteResponse(_message.Message):
 
     QUOTES_FIELD_NUMBER: _builtins.int
     ROUTE_FIELD_NUMBER: _builtins.int
+    UNQUOTED_VENUES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def quotes(self) -> _containers.RepeatedCompositeFieldContainer[Global___VenueQuote]:
         """One quote per venue that can fill the order directly or through one hop."""
@@ -324,19 +334,51 @@ class GetQuoteResponse(_message.Message):
     def route(self) -> Global___Route:
         """The route routing would choose now."""
 
+    @_builtins.property
+    def unquoted_venues(self) -> _containers.RepeatedCompositeFieldContainer[Global___VenueNote]:
+        """Venues with no quote above, and why: a venue that cannot fill the whole
+        amount on its own (it may still fill part of a split route), or that has
+        no pool for the pair.
+        """
+
     def __init__(
         self,
         *,
         quotes: _abc.Iterable[Global___VenueQuote] | None = ...,
         route: Global___Route | None = ...,
+        unquoted_venues: _abc.Iterable[Global___VenueNote] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["route", b"route"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["quotes", b"quotes", "route", b"route"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quotes", b"quotes", "route", b"route", "unquoted_venues", b"unquoted_venues"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetQuoteResponse: _TypeAlias = GetQuoteResponse  # noqa: Y015
+
+@_typing.final
+class VenueNote(_message.Message):
+    """VenueNote names a venue that routing could not use as asked, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEX_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    dex: Global___Dex.ValueType
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        dex: Global___Dex.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dex", b"dex", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VenueNote: _TypeAlias = VenueNote  # noqa: Y015
 
 @_typing.final
 class VenueQuote(_message.Message):
@@ -486,6 +528,7 @@ class OrderEvent(_message.Message):
     EXECUTED_PRICE_FIELD_NUMBER: _builtins.int
     AMOUNT_OUT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    SKIPPED_VENUES_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     seq: _builtins.int
     """1 for pending, +1 for every event of the order, no gaps."""
@@ -509,6 +552,12 @@ class OrderEvent(_message.Message):
     def error(self) -> Global___OrderError:
         """On failed: why. On the first event of a retry: the error that caused it."""
 
+    @_builtins.property
+    def skipped_venues(self) -> _containers.RepeatedCompositeFieldContainer[Global___VenueNote]:
+        """On building: venues this attempt routed without, and why (e.g. one did
+        not answer the quote request; the attempt is retried only when none did).
+        """
+
     def __init__(
         self,
         *,
@@ -524,10 +573,11 @@ class OrderEvent(_message.Message):
         executed_price: _builtins.str = ...,
         amount_out: _builtins.str = ...,
         error: Global___OrderError | None = ...,
+        skipped_venues: _abc.Iterable[Global___VenueNote] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "route", b"route", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_out", b"amount_out", "attempt", b"attempt", "dex", b"dex", "error", b"error", "executed_price", b"executed_price", "instructions", b"instructions", "order_id", b"order_id", "route", b"route", "seq", b"seq", "status", b"status", "time", b"time", "tx_signature", b"tx_signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_out", b"amount_out", "attempt", b"attempt", "dex", b"dex", "error", b"error", "executed_price", b"executed_price", "instructions", b"instructions", "order_id", b"order_id", "route", b"route", "seq", b"seq", "skipped_venues", b"skipped_venues", "status", b"status", "time", b"time", "tx_signature", b"tx_signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
