@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "transports", "profile")
+SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "transports", "profile", "telemetry")
 TRANSPORTS = ("grpc", "websocket", "grpc-web")
 
 
@@ -62,6 +62,10 @@ class Plan:
     transport_fanout: tuple[int, int] = (1_000, 10)
     profile_seconds: float = 10
     profile_concurrency: int = 128
+    # Telemetry off / metrics / metrics + tracing, alternated for `telemetry_rounds` rounds at a fixed rate.
+    telemetry_rate: float = 50
+    telemetry_rounds: int = 2
+    telemetry_duration: float = 10
     growth: float = 1.05  # a step must beat the best so far by 5% for the ramp to go on
     notes: list[str] = field(default_factory=list)
 
@@ -88,4 +92,6 @@ QUICK = Plan(
     transport_rates=(),
     transport_fanout=(500, 5),
     profile_seconds=6,
+    telemetry_rounds=1,
+    telemetry_duration=6,
 )

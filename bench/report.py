@@ -387,6 +387,8 @@ def render(data: dict[str, Any]) -> str:
                     out.append("")
     out += _transports(res)
     out += _errors(res)
+    if "telemetry" in res:
+        out += _telemetry(res["telemetry"])
     out += ["## Profile", "", *_profile(res), "", "## What limits it", "", *_limits(res), ""]
     out += [
         "## Before and after",
@@ -582,6 +584,49 @@ def _pkg(res: dict[str, Any], proc: str, pkg: str) -> str:
         if x["function"] == pkg:
             return f"{x['share']:.0%}"
     return "n/a"
+
+
+def _telemetry(t: dict[str, Any]) -> list[str]:
+    """The cost of metrics and tracing (bench/telemetry_cost.py)."""
+    out = [
+        "## What seeing inside costs (issue 11)",
+        "",
+        f"The same fixed-rate load ({_f(t['rate'], 0)} orders/s, zero latency, one server and one worker process) "
+        f"with telemetry off, with metrics (each process serving /metrics, scraped every {t['scrape_every_s']:g} s) "
+        "and with metrics and tracing (OTLP/HTTP to a receiver in the load generator), rounds alternating the three. "
+        "CPU is the server's and the worker's, per order placed. "
+        f"Run {t.get('started', '?')} (`python -m bench --scenarios telemetry`), machine load average "
+        f"{_f((t.get('loadavg_before') or [0])[0])} before it: the machine was shared; compare rows of one run only.",
+        "",
+        "| telemetry | round | server cores | worker cores | CPU ms/order | e2e p50 ms | e2e p99 ms | confirmed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for mode, runs in t["runs"].items():
+        for r in runs:
+            c, e = r["cpu_cores"], r["e2e_ms"]
+            out.append(
+                f"| {mode} | {r['round']} | {_f(c.get('server'), 3)} | {_f(c.get('workers'), 3)} | "
+                f"{_f(r['engine_cpu_ms_per_order'], 2)} | {_f(e.get('p50'))} | {_f(e.get('p99'))} | {r['confirmed']} |"
+            )
+    means = {
+        mode: sum(r["engine_cpu_ms_per_order"] for r in runs) / len(runs) for mode, runs in t["runs"].items() if runs
+    }
+    if means.get("off"):
+        base = means["off"]
+        parts = [f"{mode} {v:.2f} ms ({100 * (v - base) / base:+.0f}%)" for mode, v in means.items()]
+        spreads = {
+            mode: max(r["engine_cpu_ms_per_order"] for r in runs) - min(r["engine_cpu_ms_per_order"] for r in runs)
+            for mode, runs in t["runs"].items()
+            if runs
+        }
+        spread = ", ".join(f"{mode} {v:.2f} ms" for mode, v in spreads.items())
+        out += [
+            "",
+            "Mean CPU per order: " + ", ".join(parts) + f"; {t['spans_received']} spans received. "
+            f"Spread between rounds of one mode: {spread}; a smaller difference is the machine, not the code.",
+            "",
+        ]
+    return out
 
 
 def _per_order_ms(c: dict[str, float], key: str, rate: float) -> str:

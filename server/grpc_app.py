@@ -19,11 +19,16 @@ from client.options import SERVICE_NAME
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.decoding import RequestDecoding
 from server.errors import ErrorMapping
+from server.grpc_metrics import GrpcMetrics, watch_hub
+from server.grpc_tracing import GrpcTracing
 from server.servicer import OrderService
 from server.watch import EventHub
 from server.watch_limit import WatchStreamLimit, server_options
 from workers.config import Settings
 from workers.runtime import Engine
+from workers.telemetry.metrics import OrderMetrics
+from workers.telemetry.otel import tracing_enabled
+from workers.telemetry.tracing import EventSpans
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +60,17 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
     engine = await Engine.open(settings, pool_size=20, redis_timeout_s=2)
     hub = EventHub(settings.redis_url)
     await hub.start()
+    telemetry: list[grpc.aio.ServerInterceptor] = []  # type: ignore[type-arg]
+    if settings.serve_metrics_port:  # kept only by a server that serves them (`make bench` measures the cost)
+        engine.events.observe(OrderMetrics())
+        watch_hub(hub)
+        telemetry.append(GrpcMetrics())
+    if tracing_enabled():
+        engine.events.observe(EventSpans())
+        telemetry.append(GrpcTracing())
 
     server = grpc.aio.server(
-        interceptors=[RequestDecoding(), ErrorMapping(), WatchStreamLimit(settings.watch_max_streams)],
+        interceptors=[*telemetry, RequestDecoding(), ErrorMapping(), WatchStreamLimit(settings.watch_max_streams)],
         options=server_options(settings),
     )
     pb_grpc.add_OrderServiceServicer_to_server(OrderService(engine, hub), server)

@@ -64,7 +64,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 # Leave nothing half-written: a stored order that no worker will hear of until the reconciler
                 # runs would execute after its client was told it failed.
                 await self.engine.store.forget_unstarted(order.id)
-                log.warning("order %s: not queued (%s), forgotten", order.id, exc)
+                log.warning("order %s: not queued (%s), forgotten", order.id, exc, extra={"order_id": order.id})
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"the order queue (Redis) is unavailable: {exc}")
         return pb.ExecuteOrderResponse(order_id=order.id)
 

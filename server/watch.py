@@ -195,6 +195,11 @@ class EventHub:
     def watched_orders(self) -> int:
         return len(self._queues)
 
+    @property
+    def backlog(self) -> int:
+        """Events heard but not yet sent, over every open stream."""
+        return sum(q.qsize() for queues in self._queues.values() for q in queues)
+
     @contextlib.asynccontextmanager
     async def subscription(self, order_id: str) -> AsyncIterator[asyncio.Queue[Item]]:
         """A queue of the order's live events, registered while the hub's subscription is live."""

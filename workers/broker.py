@@ -19,6 +19,8 @@ from dramatiq.middleware import (
 )
 
 from workers.config import Settings
+from workers.telemetry.otel import tracing_enabled
+from workers.telemetry.tracing import MessageTracing
 
 # Delivery retries (PostgreSQL briefly down, a bug): invisible to watchers and not counted as order attempts.
 DELIVERY_MAX_RETRIES = 30
@@ -40,6 +42,7 @@ def build_broker(settings: Settings, *, worker_middleware: list[dramatiq.Middlew
             max_backoff=DELIVERY_MAX_BACKOFF_MS,
         ),
         AsyncIO(),
+        *([MessageTracing()] if tracing_enabled() else []),
         *(worker_middleware or []),
     ]
     assert settings.redis_url, "REDIS_URL is not set"

@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     data_dir: str = ".data"
 
+    # Where each process kind serves Prometheus `/metrics`; 0 = neither kept nor served. `--processes N` gives the i-th
+    # process the port + i; `orderengine dev` picks 9400 (serve), 9399 (bridge) and 9410 (workers) when unset.
+    serve_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    bridge_metrics_port: int = Field(default=0, ge=0, le=65535)
+    log_format: Literal["text", "json"] = "text"
+    # The `/metrics` URLs (comma-separated) whose sum the bridge serves at /api/metrics for the page's charts.
+    metrics_targets: str = ""
     # WatchOrder streams one server process serves at once; past it a new one is refused (RESOURCE_EXHAUSTED).
     # BENCHMARKS.md gives the server's memory per 1,000 streams, to size it.
     watch_max_streams: int = Field(default=20_000, ge=1)

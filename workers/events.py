@@ -45,6 +45,11 @@ class EventSink:
         if self._publisher is not None:
             await self._publisher.publish(event)
         error = event.details.error
+        fields = {"order_id": event.order_id, "status": event.status.value, "attempt": event.attempt, "seq": event.seq}
+        if error:
+            fields["error_code"] = error.code
+        if event.details.amount_out is not None:  # whole tokens, as users write them
+            fields["amount_out"] = event.details.amount_out
         log.info(
             "order %s: %s (attempt %d, seq %d%s)",
             event.order_id,
@@ -52,6 +57,7 @@ class EventSink:
             event.attempt,
             event.seq,
             f", {error.code}" if error else "",
+            extra=fields,
         )
         for observer in self._observers:
             try:

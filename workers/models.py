@@ -118,6 +118,9 @@ class OrderEvent:
     attempt: int
     time: datetime
     details: EventDetails = field(default_factory=EventDetails)
+    # Known to the process that wrote the event (not sent to watchers): what metrics and traces label it with.
+    order_type: OrderType | None = None
+    placed_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:

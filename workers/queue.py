@@ -14,6 +14,8 @@ enqueues cannot starve the loop's default executor. BENCHMARKS.md measures what 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -53,7 +55,9 @@ class BrokerQueue:
         self._broker.enqueue(message_for(order_id), delay=delay_ms if delay_ms > 0 else None)
 
     async def enqueue_async(self, order_id: str, delay_ms: int = 0) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.enqueue, order_id, delay_ms)
+        # In the caller's context (as asyncio.to_thread does): middleware reads the current trace from it.
+        send = functools.partial(contextvars.copy_context().run, self.enqueue, order_id, delay_ms)
+        await asyncio.get_running_loop().run_in_executor(self._executor, send)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -79,10 +79,14 @@ _ORDER_COLUMNS = (
     "max_price_impact_bps"
 )
 
-_EVENT_INSERT = """
-INSERT INTO order_events (order_id, seq, status, attempt, payload)
-SELECT id, last_seq, status, attempt, %(payload)s FROM moved
-RETURNING order_id, seq, status, attempt, created_at
+# The event row, and the order's type and creation time for the sink's observers (metrics: pending -> terminal).
+_EVENT_INSERT = """, ins AS (
+    INSERT INTO order_events (order_id, seq, status, attempt, payload)
+    SELECT id, last_seq, status, attempt, %(payload)s FROM moved
+    RETURNING order_id, seq, status, attempt, created_at
+)
+SELECT ins.order_id, ins.seq, ins.status, ins.attempt, ins.created_at, moved.order_type, moved.created_at
+FROM ins, moved
 """
 
 _TRANSITION = (
@@ -95,7 +99,7 @@ WITH moved AS (
         executed_price = COALESCE(%(executed_price)s, executed_price),
         amount_out = COALESCE(%(amount_out)s, amount_out), error = COALESCE(%(error)s, error)
     WHERE id = %(id)s AND %(moves)s::jsonb ? status AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s)
-    RETURNING id, last_seq, status, attempt
+    RETURNING id, last_seq, status, attempt, order_type, created_at
 )"""
     + _EVENT_INSERT
 )
@@ -107,7 +111,7 @@ WITH moved AS (
         status = %(moves)s::jsonb ->> status, attempt = attempt + 1, last_seq = last_seq + 1,
         updated_at = clock_timestamp(), dex = NULL, route = NULL, tx_signature = NULL, error = %(error)s
     WHERE id = %(id)s AND attempt = %(attempt)s AND %(moves)s::jsonb ? status
-    RETURNING id, last_seq, status, attempt
+    RETURNING id, last_seq, status, attempt, order_type, created_at
 )"""
     + _EVENT_INSERT
 )
@@ -147,6 +151,11 @@ def _event(row: Sequence[Any], details: EventDetails) -> OrderEvent:
         time=row[4],
         details=details,
     )
+
+
+def _written_event(row: Sequence[Any], details: EventDetails) -> OrderEvent:
+    """An event just written by `_EVENT_INSERT`, with its order's type and creation time."""
+    return replace(_event(row, details), order_type=OrderType(row[5]), placed_at=row[6])
 
 
 def _uuid(order_id: str) -> uuid.UUID:
@@ -244,9 +253,10 @@ class OrderStore:
                 existing = await cur.fetchone()
         if row is not None:
             n = len(_ORDER_COLUMNS.split(","))
-            pending = _event(row[n:], EventDetails())
+            order = _order(row[:n])
+            pending = replace(_event(row[n:], EventDetails()), order_type=order.order_type, placed_at=order.created_at)
             await self._committed(pending)
-            return _order(row[:n]), pending
+            return order, pending
         if existing is None:
             raise StoreUnavailable("the order with this idempotency key vanished while being read; retry")
         if existing[-1] != new.fingerprint():
@@ -351,7 +361,7 @@ class OrderStore:
         }
         cur = await conn.execute(_TRANSITION, params)
         row = await cur.fetchone()
-        return _event(row, details) if row else None
+        return _written_event(row, details) if row else None
 
     async def start_retry(self, order_id: str, failed_attempt: int, error: OrderError) -> OrderEvent | None:
         """Begins attempt `failed_attempt + 1` at `routing`; its event carries the error that caused it."""
@@ -368,11 +378,21 @@ class OrderStore:
                 },
             )
             row = await cur.fetchone()
-        return await self._committed(_event(row, details) if row else None)
+        return await self._committed(_written_event(row, details) if row else None)
 
     async def fail(self, order_id: str, error: OrderError, *, attempt: int | None = None) -> OrderEvent | None:
         """The order's one terminal failure; `attempt` guards against a stale message of an earlier attempt."""
         return await self.transition(order_id, LifecycleEvent.FAIL, EventDetails(error=error), attempt=attempt)
+
+    async def orders_in_flight(self) -> dict[str, int]:
+        """How many orders are in each non-final status now."""
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "SELECT status, count(*) FROM orders WHERE status = ANY(%s) GROUP BY status",
+                ([s.value for s in NON_FINAL_STATUSES],),
+            )
+            counts = {str(status): int(n) for status, n in await cur.fetchall()}
+        return {s.value: counts.get(s.value, 0) for s in NON_FINAL_STATUSES}
 
     async def stale_orders(self, idle_seconds: float, limit: int = 500) -> list[str]:
         """Claims non-final orders that stopped moving, so that one reconciler among many re-drives each."""

@@ -14,7 +14,9 @@ from workers.broker import build_broker
 from workers.config import Settings
 from workers.middleware import EngineLifecycle, OrderAttempts, Reconciler
 from workers.middleware.market_drift import MarketDrift
+from workers.middleware.metrics import STORE_GAUGES_INTERVAL_S, StoreGauges, WorkerMetrics
 from workers.readiness import notify_ready
+from workers.telemetry.otel import setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,12 @@ def setup_broker(settings: Settings) -> dramatiq.Broker:
         settings,
         worker_middleware=[
             EngineLifecycle(settings),
+            # Metrics cost CPU per message: kept only by a worker that serves them (`make bench` measures it).
+            *(
+                [WorkerMetrics(settings.worker_metrics_port), StoreGauges(interval_seconds=STORE_GAUGES_INTERVAL_S)]
+                if settings.worker_metrics_port
+                else []
+            ),
             OrderAttempts(
                 max_attempts=settings.retry_max_attempts,
                 min_backoff_ms=settings.retry_min_backoff_ms,
@@ -54,6 +62,7 @@ def run_worker(settings: Settings, *, threads: int | None = None) -> int:
     """Runs until SIGTERM or SIGINT, then lets in-flight messages finish (unfinished ones are requeued)."""
     # Dramatiq's event-loop thread makes its loop with the current policy: uvloop's costs less CPU per event.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    setup_tracing("worker")
     broker = setup_broker(settings)
     worker = dramatiq.Worker(broker, worker_threads=threads or settings.worker_threads, worker_timeout=IDLE_POLL_MS)
     stop = threading.Event()

@@ -39,15 +39,24 @@ class BridgeServer(uvicorn.Server):
             notify_ready("bridge")  # a supervisor waiting for every part (`orderengine dev`) hears it serves
 
 
-def bridge_config(grpc_target: str, cors_origins: list[str], host: str, port: int) -> uvicorn.Config:
+def bridge_config(
+    grpc_target: str,
+    cors_origins: list[str],
+    host: str,
+    port: int,
+    metrics_targets: list[str] | None = None,
+    *,
+    metrics: bool = False,
+) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(grpc_target, cors_origins),
+        create_app(grpc_target, cors_origins, metrics_targets or [], metrics=metrics),
         host=host,
         port=port,
         lifespan="on",
         ws_max_size=WS_MAX_MESSAGE_BYTES,
         timeout_graceful_shutdown=5,
         log_level="info",
+        log_config=None,  # uvicorn's lines go through the process's own handler (LOG_FORMAT)
         access_log=False,
         server_header=False,
     )
@@ -88,7 +97,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 async def serve_bridge(settings: Settings) -> None:
     """Serve the bridge on HTTP_HOST:HTTP_PORT for the gRPC service at settings.target until cancelled."""
-    config = bridge_config(settings.target, settings.cors_origin_list, settings.http_host, settings.http_port)
+    targets = [t.strip() for t in settings.metrics_targets.split(",") if t.strip()]
+    config = bridge_config(
+        settings.target,
+        settings.cors_origin_list,
+        settings.http_host,
+        settings.http_port,
+        targets,
+        metrics=settings.bridge_metrics_port > 0,
+    )
     log.info("bridge on http://%s:%d/ for gRPC %s", settings.http_host, settings.http_port, settings.target)
     sock = bind_socket(settings.http_host, settings.http_port)
     try:

@@ -6,7 +6,7 @@ starts and closed when it stops.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -18,7 +18,10 @@ from starlette.staticfiles import StaticFiles
 
 from client.async_client import AsyncOrderClient
 from client.options import ReconnectPolicy
-from server.bridge import grpc_web, http_api, openapi, sockets
+from server.bridge import grpc_web, http_api, live_metrics, openapi, sockets
+from server.bridge.metrics import BridgeMetrics
+from server.bridge.tracing import BridgeTracing, trace_carriers
+from workers.telemetry.otel import tracing_enabled
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -27,12 +30,18 @@ STATIC_DIR = Path(__file__).parent / "static"
 WATCH_RECONNECT = ReconnectPolicy(initial_backoff_s=0.1, max_backoff_s=1.0, give_up_after_s=10.0)
 
 
-def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
-    """The bridge for the OrderService at `grpc_target`, answering CORS requests from `cors_origins`."""
+def create_app(
+    grpc_target: str, cors_origins: list[str], metrics_targets: Sequence[str] = (), *, metrics: bool = False
+) -> Starlette:
+    """The bridge for the OrderService at `grpc_target`, answering CORS requests from `cors_origins`; its
+    /api/metrics sums the `/metrics` URLs of `metrics_targets` for the page's charts; `metrics` keeps the
+    bridge's own (served by the caller)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.client = AsyncOrderClient(grpc_target, reconnect=WATCH_RECONNECT)
+        carriers = trace_carriers() if traced else []
+        app.state.metrics_targets = list(metrics_targets)
+        app.state.client = AsyncOrderClient(grpc_target, reconnect=WATCH_RECONNECT, interceptors=carriers)
         try:
             yield
         finally:
@@ -45,13 +54,17 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
         Route("/api/orders", http_api.list_orders, methods=["GET"]),
         Route("/api/orders/{orderId}", http_api.get_order, methods=["GET"]),
         Route("/api/quote", http_api.get_quote, methods=["GET"]),
+        Route("/api/metrics", live_metrics.live_metrics, methods=["GET"]),
         WebSocketRoute("/ws/orders/{orderId}", sockets.watch_order),
         Route("/openapi.json", openapi.description, methods=["GET"]),
         Route(grpc_web.PATH, grpc_web.call, methods=["POST"]),  # /orderengine.v1.OrderService/{method}
         WebSocketRoute("/{path:path}", sockets.no_such_socket),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page"),
     ]
+    traced = tracing_enabled()
     middleware = [
+        *([Middleware(BridgeMetrics, routes=routes)] if metrics else []),
+        *([Middleware(BridgeTracing, routes=routes)] if traced else []),
         Middleware(
             CORSMiddleware,
             allow_origins=cors_origins,
@@ -59,7 +72,7 @@ def create_app(grpc_target: str, cors_origins: list[str]) -> Starlette:
             allow_headers=["content-type", *grpc_web.CORS_REQUEST_HEADERS],
             expose_headers=grpc_web.CORS_EXPOSED_HEADERS,
             max_age=600,
-        )
+        ),
     ]
     return Starlette(
         routes=routes, middleware=middleware, exception_handlers=http_api.EXCEPTION_HANDLERS, lifespan=lifespan

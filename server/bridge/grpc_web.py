@@ -42,11 +42,12 @@ SERVICE = pb.DESCRIPTOR.services_by_name["OrderService"].full_name
 PATH = f"/{SERVICE}/{{method}}"
 _METHOD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
-# The caller's metadata: the API key (accounts) and trace context. Other headers (cookies, user agent, origin,
-# fetch metadata) describe the browser and stay at the edge.
-FORWARDED_METADATA = ("authorization", "traceparent", "tracestate", "x-request-id")
+# The caller's metadata: the API key (accounts) and a request id. The trace context (`traceparent`) is carried on
+# by the bridge's tracing (server/bridge/tracing.py) when tracing is on. Other headers (cookies, user agent,
+# origin, fetch metadata) describe the browser and stay at the edge.
+FORWARDED_METADATA = ("authorization", "x-request-id")
 # What gRPC-Web clients send beyond the CORS-safelisted headers, and what their code must read.
-CORS_REQUEST_HEADERS = ("x-grpc-web", "x-user-agent", "grpc-timeout", *FORWARDED_METADATA)
+CORS_REQUEST_HEADERS = ("x-grpc-web", "x-user-agent", "grpc-timeout", "traceparent", "tracestate", *FORWARDED_METADATA)
 CORS_EXPOSED_HEADERS = ("grpc-status", "grpc-message", "grpc-status-details-bin")
 # Requests are small (the largest is an order); base64 text mode makes them a third larger.
 MAX_REQUEST_BYTES = 64 * 1024

@@ -49,6 +49,10 @@ def dev_env(data: Path, grpc_port: int, http_port: int) -> dict[str, str]:
         "DATA_DIR": str(data),
         "GRPC_PORT": str(grpc_port),
         "HTTP_PORT": str(http_port),
+        # Free ports, not dev's defaults: other runs on this machine may hold 9400 and its neighbours.
+        "SERVE_METRICS_PORT": str(free_port()),
+        "BRIDGE_METRICS_PORT": str(free_port()),
+        "WORKER_METRICS_PORT": str(free_port()),
         "MARKET_LATENCY": "zero",
         "LOG_LEVEL": "WARNING",
     }

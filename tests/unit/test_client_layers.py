@@ -32,8 +32,10 @@ def test_client_depends_on_grpc_and_the_stubs_only() -> None:
 
 def test_bridge_reaches_the_engine_only_over_grpc() -> None:
     for path, names in imported_modules(ROOT / "server" / "bridge").items():
-        # Settings and the readiness note to a supervisor are process plumbing, not the engine.
-        engine = {n for n in names if n.split(".")[0] == "workers" and n not in ("workers.config", "workers.readiness")}
+        # Settings, the readiness note to a supervisor and the process-wide switch of tracing (which knows nothing
+        # of orders) are process plumbing, not the engine.
+        plumbing = ("workers.config", "workers.readiness", "workers.telemetry.otel")
+        engine = {n for n in names if n.split(".")[0] == "workers" and n not in plumbing}
         faces = {n for n in names if n.split(".")[0] == "server" and not n.startswith("server.bridge")}
         assert not engine and not faces, f"{path} imports {engine | faces}"
 

@@ -56,7 +56,12 @@ class OrderAttempts(dramatiq.Middleware):
             if await engine.store.start_retry(order_id, failure.attempt, error) is not None:
                 delay = backoff_ms(failure.attempt, self.min_backoff_ms, self.max_backoff_ms)
                 log.info(
-                    "order %s: attempt %d failed (%s), next in %d ms", order_id, failure.attempt, error.code, delay
+                    "order %s: attempt %d failed (%s), next in %d ms",
+                    order_id,
+                    failure.attempt,
+                    error.code,
+                    delay,
+                    extra={"order_id": order_id, "attempt": failure.attempt, "error_code": error.code},
                 )
                 await engine.queue.enqueue_async(order_id, delay)
             return

@@ -1,6 +1,7 @@
 // The desk page: ticket -> POST /api/orders/execute -> a live timeline over /ws/orders/{id}; blotter from
 // GET /api/orders; quote preview from GET /api/quote; service health from GET /health.
 import { ApiError, OrderStream, executeOrder, getQuote, health, listOrders } from "./api.js";
+import { startCharts } from "./charts.js";
 import { el } from "./format.js";
 import { DEFAULT_PAIR, TOKENS } from "./tokens.js";
 import { Timeline, renderOrders, renderQuote } from "./views.js";
@@ -239,6 +240,7 @@ function wire() {
   scheduleQuote(0);
   // for tests and the console: window.desk.timelines.get(id).stream.drop()
   window.desk = state;
+  state.charts = startCharts($("system"));
 }
 
 wire();
