@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp_out.write_text(json.dumps(data, indent=2) + "\n")
     tmp_out.replace(args.output)
     args.report.write_text(render(data))
-    say(f"bench: done in {elapsed:.0f} s; wrote {args.output.relative_to(ROOT)} and {args.report.name}")
+    say(f"bench: done in {elapsed:.0f} s; wrote {args.output.resolve().relative_to(ROOT)} and {args.report.name}")
     return 0
 
 

@@ -71,6 +71,8 @@ class System:
     http_port: int | None = None
     server_processes: int = 1
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # A RabbitMQ node's process when BROKER_URL points at one the benchmark started (its CPU is counted).
+    broker_pid: int | None = None
 
     @classmethod
     def start(
@@ -203,6 +205,8 @@ class System:
             if proc.poll() is None:
                 key = "workers" if name.startswith("worker") else name
                 out.setdefault(key, []).extend([proc.pid, *descendants(proc.pid)])
+        if self.broker_pid is not None:
+            out["rabbitmq"] = [self.broker_pid, *descendants(self.broker_pid)]
         return {**out, **self.stores.pids()}
 
     def server_pids(self) -> list[int]:

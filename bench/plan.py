@@ -1,10 +1,11 @@
-"""What a run measures: the default plan (`make bench`, ~20 minutes) and the `--quick` subset (1-2 minutes)."""
+"""What a run measures: the default plan (`make bench`, ~23 minutes with the broker comparison) and the `--quick`
+subset (1-2 minutes)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "transports", "profile", "telemetry")
+SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "transports", "brokers", "profile", "telemetry")
 TRANSPORTS = ("grpc", "websocket", "grpc-web")
 
 
@@ -60,6 +61,10 @@ class Plan:
     transport_ramp: Ramp = Ramp((64,), warmup=2, duration=6, drain=5)
     transport_rates: tuple[float, ...] = (40,)
     transport_fanout: tuple[int, int] = (1_000, 10)
+    # The same system on each Dramatiq broker (BROKER_URL), back to back: Redis, then a private RabbitMQ.
+    broker_workers: int = 2
+    broker_zero_ramp: Ramp = Ramp((32, 128), warmup=2, duration=5, drain=5)
+    broker_realistic_ramp: Ramp = Ramp((600,), warmup=4, duration=8, drain=8)
     profile_seconds: float = 10
     profile_concurrency: int = 128
     # Telemetry off / metrics / metrics + tracing, alternated for `telemetry_rounds` rounds at a fixed rate.
@@ -91,6 +96,8 @@ QUICK = Plan(
     transport_ramp=Ramp((64,), warmup=1, duration=3, drain=5),
     transport_rates=(),
     transport_fanout=(500, 5),
+    broker_zero_ramp=Ramp((128,), warmup=1, duration=3, drain=5),
+    broker_realistic_ramp=Ramp((500,), warmup=3, duration=5, drain=15),
     profile_seconds=6,
     telemetry_rounds=1,
     telemetry_duration=6,

@@ -26,7 +26,7 @@ def _cpu(c: dict[str, float], key: str) -> str:
     return _f(c.get(key), 2) if key in c else "-"
 
 
-CPU_KEYS = ("loadgen", "server", "workers", "bridge", "redis", "postgres", "total", "machine")
+CPU_KEYS = ("loadgen", "server", "workers", "bridge", "redis", "rabbitmq", "postgres", "total", "machine")
 
 
 def _cpu_header() -> tuple[str, str]:
@@ -387,6 +387,7 @@ def render(data: dict[str, Any]) -> str:
                     out.append("")
     out += _transports(res)
     out += _errors(res)
+    out += _brokers(res.get("brokers"))
     if "telemetry" in res:
         out += _telemetry(res["telemetry"])
     out += ["## Profile", "", *_profile(res), "", "## What limits it", "", *_limits(res), ""]
@@ -469,6 +470,50 @@ def _others_note(t: dict[str, Any]) -> list[str]:
     avg = sum(shares) / len(shares)
     advice = ": compare the transports with each other (measured back to back), not with other sections."
     return ["", f"Other work on the machine took {avg:.2f} cores on average during these windows" + advice]
+
+
+def _brokers(br: dict[str, Any] | None) -> list[str]:
+    if not br:
+        return []
+    out = ["## Dramatiq broker: Redis and RabbitMQ (`BROKER_URL`)", ""]
+    if "skipped" in br:
+        return [*out, f"Skipped: {br['skipped']}.", ""]
+    out += [
+        f"The same system ({br['workers']} worker processes) with its messages on Dramatiq's Redis broker (the "
+        "default: REDIS_URL) and then on RabbitMQ (`BROKER_URL=amqp://...`, a private node on this machine, "
+        "publisher confirms on), back to back. WatchOrder fan-out and event publishing use Redis either way. "
+        "The `rabbitmq` column is the RabbitMQ node's CPU."
+        + (f" Measured by `{br['measured']['command']}` at {br['measured']['started']}." if "measured" in br else ""),
+        "",
+        "CPU per confirmed order (ms of one core; the fairest comparison on a shared machine, where throughput is "
+        "bounded by the cores the run gets):",
+        "",
+        "| broker | latency, clients | confirmed/s | server | workers | broker process | PostgreSQL | engine total |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for latency in ("zero", "realistic"):
+        for kind, name in (("redis", "Redis"), ("amqp", "RabbitMQ")):
+            for r in br.get(f"{kind}_{latency}", []):
+                rate, c = r["throughput_per_s"], r["cpu_cores"]
+                if not rate:
+                    continue
+                ms = {k: c.get(k, 0.0) / rate * 1000 for k in ("server", "workers", "redis", "rabbitmq", "postgres")}
+                broker_ms = ms["rabbitmq"] if kind == "amqp" else ms["redis"]
+                total = sum(ms.values())
+                out.append(
+                    f"| {name} | {latency}, {r['concurrency']} | {_f(rate)} | {_f(ms['server'], 2)} | "
+                    f"{_f(ms['workers'], 2)} | {_f(broker_ms, 2)} | {_f(ms['postgres'], 2)} | {_f(total, 2)} |"
+                )
+    out += [""]
+    for latency in ("zero", "realistic"):
+        rows: list[dict[str, Any]] = []
+        for kind, name in (("redis", "Redis"), ("amqp", "RabbitMQ")):
+            rows += [{**s, "_b": name} for s in br.get(f"{kind}_{latency}", [])]
+        if rows:
+            out += [f"### `MARKET_LATENCY={latency}` (closed loop)", ""]
+            out += _load_table(rows, "broker, clients", lambda s: f"{s['_b']}, {s['concurrency']}")
+            out += [""]
+    return out
 
 
 def _errors(res: dict[str, Any]) -> list[str]:

@@ -227,6 +227,31 @@ class Runner:
             out["fanout"][name] = r
         return out
 
+    async def brokers(self, tmp: Path) -> dict[str, Any]:
+        """The same ramps on Dramatiq's Redis broker and on RabbitMQ (a private node, as the tests start one)."""
+        from tests.rabbitmq import RabbitMQServer, server_script
+
+        p = self.plan
+        if server_script() is None:
+            reason = "rabbitmq-server is not installed (apt-get install rabbitmq-server); no registry embeds it"
+            say(f"brokers: skipped: {reason}")
+            return {"skipped": reason}
+        rabbitmq = RabbitMQServer(tmp / "rabbitmq")
+        await asyncio.to_thread(rabbitmq.start)
+        out: dict[str, Any] = {"workers": p.broker_workers}
+        try:
+            for kind in ("redis", "amqp"):
+                extra = {"BROKER_URL": await asyncio.to_thread(rabbitmq.new_vhost)} if kind == "amqp" else {}
+                for latency, ramp in (("zero", p.broker_zero_ramp), ("realistic", p.broker_realistic_ramp)):
+                    say(f"brokers: {kind}, {latency}, {p.broker_workers} worker process(es)")
+                    async with self.system(latency=latency, workers=p.broker_workers, extra_env=extra) as s:
+                        if kind == "amqp":
+                            s.broker_pid = rabbitmq.pid
+                        out[f"{kind}_{latency}"] = await self.ramp(_grpc(s.grpc_target), s, ramp, kind)
+        finally:
+            rabbitmq.stop()
+        return out
+
     async def profile(self, workers: int, out_dir: Path) -> dict[str, Any]:
         p = self.plan
         if profiler.py_spy() is None:
@@ -291,6 +316,8 @@ async def run(plan: Plan, scenarios: set[str], stores: Stores, live: list[System
             results["bridge"] = await runner.bridge(zero_w, realistic_w)
     if "transports" in scenarios:
         results["transports"] = await runner.transports(zero_w)
+    if "brokers" in scenarios:
+        results["brokers"] = await runner.brokers(tmp)
     if "profile" in scenarios:
         results["profile"] = await runner.profile(1, tmp)
     if "telemetry" in scenarios:

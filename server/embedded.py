@@ -28,6 +28,7 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 class EmbeddedRedis:
     data_dir: Path
     persist: bool
+    databases: int = 16
     _server: Any = field(default=None, repr=False)
 
     def start(self) -> str:
@@ -37,6 +38,7 @@ class EmbeddedRedis:
         _kill_stale(self.data_dir / "valkey.pid")
         # The wrapper also binds a free loopback port for its readiness probe; clients use the socket.
         config = {"appendonly": "yes", "appendfsync": "everysec"} if self.persist else {"appendonly": "no"}
+        config["databases"] = str(self.databases)
         self._server = ValkeyServer(data_dir=str(self.data_dir), persist=self.persist, config=config)
         self._server.start()
         return f"unix://{self._server.socket_file}"

@@ -65,7 +65,10 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 # runs would execute after its client was told it failed.
                 await self.engine.store.forget_unstarted(order.id)
                 log.warning("order %s: not queued (%s), forgotten", order.id, exc, extra={"order_id": order.id})
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"the order queue (Redis) is unavailable: {exc}")
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"the order queue ({self.engine.queue.broker_name}) is unavailable: {exc}",
+                )
         return pb.ExecuteOrderResponse(order_id=order.id)
 
     async def WatchOrder(

@@ -8,6 +8,8 @@ import grpc
 import pytest
 
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from server.embedded import EmbeddedRedis
+from tests.rabbitmq import RabbitMQForTests
 from tests.stack import Stack, Stores
 
 # The seed of every test market; tests that predict failures use the same one.
@@ -36,6 +38,41 @@ def flaky_stack(stores: Stores) -> Iterator[Stack]:
     s = Stack.start(stores, MARKET_FAILURE_RATE=str(FLAKY_FAILURE_RATE))
     yield s
     s.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of the test's own (embedded, ~0.1 s to start): for a test that must know no other system's worker
+    shares its queue (the shared server's database indexes are handed out in turn and wrap around)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False)
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQForTests]:
+    """TEST_BROKER_URL, or a private rabbitmq-server; the tests that ask for it are skipped, saying why, without."""
+    r = RabbitMQForTests.start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="session", params=["redis", "amqp"])
+def broker_flaky_stack(request: pytest.FixtureRequest, stores: Stores) -> Iterator[Stack]:
+    """The flaky system on each broker in turn: Dramatiq's Redis broker, then RabbitMQ."""
+    env = {"MARKET_FAILURE_RATE": str(FLAKY_FAILURE_RATE)}
+    if request.param == "amqp":
+        env["BROKER_URL"] = request.getfixturevalue("rabbitmq").new_broker_url()
+    s = Stack.start(stores, **env)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+async def broker_flaky_stub(broker_flaky_stack: Stack) -> AsyncIterator[pb_grpc.OrderServiceStub]:
+    async with grpc.aio.insecure_channel(broker_flaky_stack.grpc_target) as ch:
+        yield pb_grpc.OrderServiceStub(ch)
 
 
 @pytest.fixture(scope="session")

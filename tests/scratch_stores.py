@@ -20,8 +20,10 @@ import redis
 
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
 
-# Redis has databases 0-15 by default; 0 is left alone, the others are handed out in turn.
-REDIS_DATABASES = 16
+# Database 0 is left alone; the others are handed out in turn, never twice while the scratch server has room: a
+# reused index would let a live test system's worker take another system's messages. An embedded server gets room
+# for every system a suite makes; an external one has what its `databases` setting says (16 by default).
+EMBEDDED_REDIS_DATABASES = 1024
 
 
 def free_port() -> int:
@@ -40,6 +42,7 @@ class ScratchStores:
     prefix: str = "oe_scratch"
     _databases: list[str] = field(default_factory=list)
     _next_redis_db: int = 1
+    redis_databases: int = 16
 
     @classmethod
     def start(
@@ -49,8 +52,9 @@ class ScratchStores:
         stores = cls(redis_base=redis_url or "", postgres_admin=postgres_url or "", tmp=tmp, prefix=prefix)
         try:
             if not redis_url:
-                stores.redis_server = EmbeddedRedis(tmp / "redis", persist=False)
+                stores.redis_server = EmbeddedRedis(tmp / "redis", persist=False, databases=EMBEDDED_REDIS_DATABASES)
                 stores.redis_base = stores.redis_server.start()
+                stores.redis_databases = EMBEDDED_REDIS_DATABASES
             if not postgres_url:
                 stores.postgres_server = EmbeddedPostgres(tmp / "pg")
                 stores.postgres_admin = stores.postgres_server.start()
@@ -74,7 +78,7 @@ class ScratchStores:
     def new_redis(self, *, flush: bool = False) -> str:
         """The URL of the next Redis database index; `flush` empties it first (for an embedded server's reuse)."""
         db = self._next_redis_db
-        self._next_redis_db = db % (REDIS_DATABASES - 1) + 1
+        self._next_redis_db = db % (self.redis_databases - 1) + 1
         if self.redis_base.startswith("unix://"):
             sep = "&" if "?" in self.redis_base else "?"
             url = f"{self.redis_base}{sep}db={db}"

@@ -45,6 +45,12 @@ class Stack:
 
     @classmethod
     def start(cls, stores: Stores, **overrides: str) -> Stack:
+        """`overrides` are environment variables (BROKER_URL=amqp://... for RabbitMQ)."""
+        return cls.launch(stores, overrides)
+
+    @classmethod
+    def launch(cls, stores: Stores, overrides: dict[str, str], *, worker: bool = True) -> Stack:
+        """`worker=False` starts the server alone: the test spawns the worker when it wants one."""
         redis_url, database_url = stores.new_redis(), stores.new_database()
         port = free_port()
         env = {
@@ -70,7 +76,8 @@ class Stack:
             stdout=subprocess.DEVNULL,
         )
         stack.spawn("serve", "serve")
-        stack.spawn("worker", "worker")
+        if worker:
+            stack.spawn("worker", "worker")
         stack.wait_serving()
         return stack
 

@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     redis_url: str | None = None
+    # The Dramatiq broker: redis://... (the default: REDIS_URL) or amqp://... (RabbitMQ). Redis stays what
+    # WatchOrder fan-out and event publishing use, whichever broker carries the messages.
+    broker_url: str | None = None
     database_url: str | None = None
     grpc_port: int = 50051
     http_port: int = 3000
@@ -36,7 +39,8 @@ class Settings(BaseSettings):
 
     worker_processes: int = Field(default=1, ge=1)
     worker_threads: int = Field(default=16, ge=1)
-    # The Redis broker requeues a dead worker's unacked messages after this long without a heartbeat.
+    # A dead worker's unacked messages are delivered again after this long without its heartbeat (Redis), or when
+    # its connection closes or misses heartbeats for this long (RabbitMQ).
     broker_heartbeat_timeout_ms: int = Field(default=15000, ge=1000)
     # A non-final order with no transition for this long is re-enqueued by the reconciler.
     reconcile_idle_seconds: float = Field(default=30.0, gt=0)

@@ -1,14 +1,17 @@
 """Handing an order to the workers: one Dramatiq message naming the order, optionally delayed.
 
 `OrderQueue` is what the engine and the server ask for; `BrokerQueue` is its one implementation. It sends through
-the broker's public `enqueue`, whichever broker it is (Redis today, RabbitMQ with `BROKER_URL=amqp://` later), so
+the broker's public `enqueue`, whichever broker it is (Redis, or RabbitMQ with `BROKER_URL=amqp://...`), so
 every message passes the broker's `before_enqueue`/`after_enqueue` hooks: middleware such as Prometheus or tracing
 sees the server's enqueues as well as the workers'. The message is the one `advance_order` consumes, built here so
 the server need not import the actors.
 
 Dramatiq's brokers are blocking clients, so from async code the enqueue runs on a small pool of threads of its own:
 the event loop (grpc.aio's, or Dramatiq's event-loop thread in a worker) never waits on the broker, and a burst of
-enqueues cannot starve the loop's default executor. BENCHMARKS.md measures what the thread hop costs.
+enqueues cannot starve the loop's default executor. BENCHMARKS.md measures what the thread hop costs. The pool is
+also what makes RabbitMQ safe here: pika's connections are not thread-safe, and Dramatiq's RabbitmqBroker keeps one
+connection per thread, so each enqueue thread publishes on its own connection and never shares one with the
+worker's threads or another enqueue thread.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ def message_for(order_id: str) -> dramatiq.Message[None]:
 
 
 class OrderQueue(Protocol):
+    broker_name: str  # "Redis" or "RabbitMQ": what an UNAVAILABLE answer names
+
     def enqueue(self, order_id: str, delay_ms: int = 0) -> None:
         """Sends the order's message now, or to be delivered after `delay_ms`; blocks until the broker has it."""
 
@@ -45,10 +50,12 @@ class BrokerQueue:
     """Parameters:
     broker(dramatiq.Broker): any Dramatiq broker; only its public `enqueue` is used.
     threads(int): the enqueue threads for `enqueue_async`.
+    broker_name(str): what the broker is, for error messages.
     """
 
-    def __init__(self, broker: dramatiq.Broker, *, threads: int = ENQUEUE_THREADS) -> None:
+    def __init__(self, broker: dramatiq.Broker, *, threads: int = ENQUEUE_THREADS, broker_name: str = "Redis") -> None:
         self._broker = broker
+        self.broker_name = broker_name
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="enqueue")
 
     def enqueue(self, order_id: str, delay_ms: int = 0) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import dramatiq
 import redis.asyncio as aioredis
 
-from workers.broker import build_broker
+from workers.broker import broker_kind, broker_url, build_broker
 from workers.chain import ChainProfile
 from workers.config import Settings
 from workers.events import EventSink
@@ -62,7 +62,7 @@ class Engine:
                 failure_rate=settings.market_failure_rate,
                 seed=settings.market_seed,
             ),
-            queue=BrokerQueue(sender),
+            queue=BrokerQueue(sender, broker_name=broker_kind(broker_url(settings))),
             chain=ChainProfile.for_latency(settings.market_latency),
             _own_broker=sender if broker is None else None,
         )
