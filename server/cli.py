@@ -382,6 +382,7 @@ def _banner_when_ready(
         f"    web page http://localhost:{settings.http_port}/\n"
         f"    HTTP/WS  http://localhost:{settings.http_port}/api/orders/execute, "
         f"ws://localhost:{settings.http_port}/ws/orders/<id>\n"
+        f"    gRPC-Web http://localhost:{settings.http_port}/orderengine.v1.OrderService/<Method>\n"
         f"    CLI      .venv/bin/orderctl --target {target} quote SOL USDC 1\n"
         + "".join(f"    metrics  http://localhost:{port}/metrics   ({kind})\n" for kind, port in metrics)
         + f"    data     {data}\n"

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from client.async_client import AsyncOrderClient
 from client.options import ReconnectPolicy
-from server.bridge import http_api, live_metrics, openapi, sockets
+from server.bridge import grpc_web, http_api, live_metrics, openapi, sockets
 from server.bridge.metrics import BridgeMetrics
 from server.bridge.tracing import BridgeTracing, trace_carriers
 from workers.telemetry.otel import tracing_enabled
@@ -58,6 +58,7 @@ def create_app(
         Route("/api/metrics", live_metrics.live_metrics, methods=["GET"]),
         WebSocketRoute("/ws/orders/{orderId}", sockets.watch_order),
         Route("/openapi.json", openapi.description, methods=["GET"]),
+        Route(grpc_web.PATH, grpc_web.call, methods=["POST"]),  # /orderengine.v1.OrderService/{method}
         WebSocketRoute("/{path:path}", sockets.no_such_socket),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page"),
     ]
@@ -69,7 +70,8 @@ def create_app(
             CORSMiddleware,
             allow_origins=cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["content-type"],
+            allow_headers=["content-type", *grpc_web.CORS_REQUEST_HEADERS],
+            expose_headers=grpc_web.CORS_EXPOSED_HEADERS,
             max_age=600,
         ),
     ]

@@ -6,43 +6,23 @@ Set PAGE_SCREENSHOT=docs/page.png to refresh the README's screenshot from the re
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.integration.bridge_harness import BridgeThread
+from tests.integration.browser import CHROMIUM_ARGS, need_chromium
 from tests.stack import Stack, Stores
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STAGE_TIMEOUT_MS = 30_000
-
-
-def _need_chromium() -> None:
-    if Path(CHROMIUM).exists():
-        return
-    message = f"Chromium not found at {CHROMIUM}: install Debian's package (apt-get install -y chromium)"
-    if os.environ.get("SKIP_BROWSER_TESTS") == "1":
-        pytest.skip(f"{message}; skipped because SKIP_BROWSER_TESTS=1")
-    # A missing browser is a broken setup, not a passing suite: only an explicit opt-out skips these tests.
-    pytest.fail(f"{message}, or set SKIP_BROWSER_TESTS=1 to skip the browser tests on purpose")
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    _need_chromium()
+    executable = need_chromium()
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield b
         await b.close()
 
