@@ -7,8 +7,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
 PROTO_SRC := protos/orderengine/v1/order_service.proto
 BUF := node_modules/.bin/buf
+WEB := client/web
+WEB_DEPS := $(WEB)/node_modules/.installed
 
-.PHONY: run test fuzz lint typecheck buflint protos check-protos unit bench install clean
+.PHONY: run test fuzz lint typecheck buflint protos check-protos unit bench install clean web web-deps
 
 install: $(STAMP)
 
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml uv.lock
 run: install
 	$(VENV)/bin/orderengine dev
 
-test: install lint typecheck buflint check-protos
+test: install lint typecheck buflint check-protos web-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Minutes of hostile input on every interface: FUZZ_FACTOR (default 10) times the bounded, seeded budgets that
@@ -50,6 +52,19 @@ buflint:
 		$(BUF) breaking --against '.git#ref=HEAD~1' && echo "buf breaking against HEAD~1: ok" || exit 1; \
 	else echo "SKIPPED buf breaking: this clone has no previous commit to compare with (shallow or first commit)"; fi
 
+# The TypeScript example's packages, which the gRPC-Web tests' clients also come from: from the npm registry as
+# package-lock.json pins them, once per checkout (again when the lock changes). Without npm those tests fail.
+web-deps: $(WEB_DEPS)
+
+$(WEB_DEPS): $(WEB)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm is not installed: the gRPC-Web tests will fail (SKIP_WEB_TESTS=1 skips them)"; fi
+
+# Generates the typed code from the .proto and bundles the example into client/web/dist/.
+web: web-deps
+	cd $(WEB) && npm run build
+
 protos: install
 	PATH=$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos --python_out=protos --grpc_python_out=protos \
 		--mypy_out=protos --mypy_grpc_out=protos $(PROTO_SRC)
@@ -67,4 +82,4 @@ bench: install
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .data node_modules .mypy_cache .ruff_cache
+	rm -rf $(VENV) .data node_modules .mypy_cache .ruff_cache $(WEB)/node_modules $(WEB)/dist $(WEB)/src/gen

@@ -1,5 +1,6 @@
-"""The two ways a client places and watches an order: gRPC (ExecuteOrder + WatchOrder stream) and the bridge
-(HTTP POST /api/orders/execute + WebSocket /ws/orders/{id}). Both yield (status, seq, commit time) per event."""
+"""The ways a client places and watches an order: gRPC (ExecuteOrder + WatchOrder stream) and the bridge
+(HTTP POST /api/orders/execute + WebSocket /ws/orders/{id}; gRPC-Web in `grpc_web_driver`). Each yields
+(status, seq, commit time) per event."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ EXECUTE_TIMEOUT_S = 30.0
 WATCH_TIMEOUT_S = 180.0
 
 
-def _name(status: pb.OrderStatus.ValueType) -> str:
+def status_of(status: pb.OrderStatus.ValueType) -> str:
     try:
         return status_name(status)
     except ValueError:  # a status newer than this benchmark
@@ -84,7 +85,7 @@ class GrpcDriver:
         try:
             async for resp in call:
                 ev = resp.event
-                yield _name(ev.status), ev.seq, ev.time.seconds + ev.time.nanos / 1e9
+                yield status_of(ev.status), ev.seq, ev.time.seconds + ev.time.nanos / 1e9
         finally:
             call.cancel()
 

@@ -110,7 +110,8 @@ async def fan_out(
     via: str = "grpc",
     clients: int | None = None,
 ) -> dict[str, Any]:
-    """`via` "grpc": WatchOrder streams straight to the server; "bridge": WebSockets through the bridge."""
+    """`via` "grpc": WatchOrder streams straight to the server; "bridge": WebSockets through the bridge;
+    "grpc-web": gRPC-Web WatchOrder calls through the bridge."""
     assert streams % orders == 0
     n_clients = clients or max(1, math.ceil(streams / STREAMS_PER_CLIENT))
     driver = GrpcDriver(system.grpc_target, channels=8, api_key=system.api_key)
@@ -237,7 +238,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=main.__doc__)
     parser.add_argument("--streams", type=int, default=10_000)
     parser.add_argument("--orders", type=int, default=250)
-    parser.add_argument("--via", choices=("grpc", "bridge"), default="grpc")
+    parser.add_argument("--via", choices=("grpc", "bridge", "grpc-web"), default="grpc")
     parser.add_argument("--latency", choices=("zero", "realistic"), default="zero")
     parser.add_argument("--server-processes", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
@@ -252,7 +253,7 @@ def main() -> None:
             latency=args.latency,
             workers=args.workers,
             start_workers=False,
-            bridge=args.via == "bridge",
+            bridge=args.via != "grpc",
             server_processes=args.server_processes,
         )
         try:

@@ -1,7 +1,7 @@
 """One load-generator process of the fan-out benchmark (`bench.fanout` starts several, so that no single client
 process is the ceiling).
 
-It reads its job, one JSON line on stdin: {"via": "grpc" | "bridge", "target": "host:port", "http_port": N,
+It reads its job, one JSON line on stdin: {"via": "grpc" | "bridge" | "grpc-web", "target": "host:port", "http_port": N,
 "channels": N, "open_timeout_s": T, "watch_timeout_s": W, "order_ids": [one per stream]}. It opens every
 stream and prints
 {"subscribed": n, ...} once each has its `pending` event (or failed, or T seconds passed); then it follows them to
@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 
 from bench.drivers import FINAL, BridgeDriver, Driver, GrpcDriver
+from bench.grpc_web_driver import GrpcWebDriver
 from bench.procstat import self_cpu_seconds
 
 # WebSocket handshakes in flight at once per client process (the bridge's accept backlog is finite).
@@ -34,6 +35,8 @@ def _driver(job: dict[str, Any]) -> Driver:
     timeout = float(job["watch_timeout_s"])
     if job["via"] == "bridge":
         return BridgeDriver(int(job["http_port"]), connections=4, api_key=job.get("api_key"), watch_timeout=timeout)
+    if job["via"] == "grpc-web":
+        return GrpcWebDriver(int(job["http_port"]), connections=4, watch_timeout=timeout, api_key=job.get("api_key"))
     return GrpcDriver(job["target"], channels=int(job["channels"]), api_key=job.get("api_key"), watch_timeout=timeout)
 
 
@@ -55,7 +58,7 @@ async def run(job: dict[str, Any], stdin: asyncio.StreamReader) -> dict[str, Any
     samples: list[str] = []
     settled = 0  # streams that have their first event, or failed before it
     all_settled = asyncio.Event()
-    opening = asyncio.Semaphore(OPEN_CONCURRENCY if job["via"] == "bridge" else n)
+    opening = asyncio.Semaphore(OPEN_CONCURRENCY if job["via"] != "grpc" else n)
 
     def settle() -> None:
         nonlocal settled

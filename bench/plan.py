@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "brokers", "profile", "telemetry")
+SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "transports", "brokers", "profile", "telemetry")
+TRANSPORTS = ("grpc", "websocket", "grpc-web")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,11 @@ class Plan:
     bridge_ramp: Ramp = Ramp((16, 64, 256), warmup=2, duration=5, drain=5)
     bridge_rates: tuple[float, ...] = (100,)
     bridge_realistic_ramp: Ramp = Ramp((600,), warmup=4, duration=8, drain=8)
+    # The same orders watched three ways (native gRPC, the bridge's WebSocket, its gRPC-Web): a closed loop under
+    # load, a light open loop, and a fan-out of many streams per order for streaming throughput.
+    transport_ramp: Ramp = Ramp((64,), warmup=2, duration=6, drain=5)
+    transport_rates: tuple[float, ...] = (40,)
+    transport_fanout: tuple[int, int] = (1_000, 10)
     # The same system on each Dramatiq broker (BROKER_URL), back to back: Redis, then a private RabbitMQ.
     broker_workers: int = 2
     broker_zero_ramp: Ramp = Ramp((32, 128), warmup=2, duration=5, drain=5)
@@ -87,6 +93,9 @@ QUICK = Plan(
     bridge_ramp=Ramp((64,), warmup=1, duration=3, drain=5),
     bridge_rates=(),
     bridge_realistic_ramp=Ramp((), warmup=0, duration=0, drain=0),
+    transport_ramp=Ramp((64,), warmup=1, duration=3, drain=5),
+    transport_rates=(),
+    transport_fanout=(500, 5),
     broker_zero_ramp=Ramp((128,), warmup=1, duration=3, drain=5),
     broker_realistic_ramp=Ramp((500,), warmup=3, duration=5, drain=15),
     profile_seconds=6,

@@ -13,9 +13,10 @@ from typing import Any
 from bench import profiler
 from bench.drivers import BridgeDriver, Driver, GrpcDriver
 from bench.fanout import fan_out
+from bench.grpc_web_driver import GrpcWebDriver
 from bench.launcher import Stores, System
 from bench.load import closed_loop, open_loop
-from bench.plan import Plan, Ramp
+from bench.plan import TRANSPORTS, Plan, Ramp
 from bench.telemetry_cost import telemetry_cost
 
 
@@ -36,6 +37,21 @@ def _brief(r: dict[str, Any]) -> str:
 
 def _grpc(system: System) -> Callable[[], Driver]:
     return lambda: GrpcDriver(system.grpc_target, api_key=system.api_key)
+
+
+FAN_OUT_VIA = {"grpc": "grpc", "websocket": "bridge", "grpc-web": "grpc-web"}
+
+
+def _transport(name: str, system: System, connections: int = 64) -> Callable[[], Driver]:
+    """A driver factory for one of TRANSPORTS against a system started with its bridge."""
+    assert system.http_port is not None
+    port = system.http_port
+    key = system.api_key
+    if name == "grpc":
+        return _grpc(system)
+    if name == "websocket":
+        return lambda: BridgeDriver(port, connections=connections, api_key=key)
+    return lambda: GrpcWebDriver(port, connections=connections, api_key=key)
 
 
 class Runner:
@@ -183,6 +199,34 @@ class Runner:
         out["workers"] = {"zero": zero_workers, "realistic": realistic_workers}
         return out
 
+    async def transports(self, workers: int) -> dict[str, Any]:
+        """The same orders and events through native gRPC, the bridge's WebSocket and its gRPC-Web."""
+        p = self.plan
+        out: dict[str, Any] = {"workers": workers, "load": {}, "light": {}, "fanout": {}}
+        say(f"transports: {', '.join(TRANSPORTS)} on one system, zero latency, {workers} worker process(es)")
+        async with self.system(latency="zero", workers=workers, bridge=True) as s:
+            for name in TRANSPORTS:
+                out["load"][name] = await self.ramp(_transport(name, s), s, p.transport_ramp, name)
+                if p.transport_rates:
+                    rates = list(p.transport_rates)
+                    out["light"][name] = await self.rates(
+                        _transport(name, s), s, rates, p.open_warmup, p.open_duration, 10, name
+                    )
+        streams, orders = p.transport_fanout
+        for name in TRANSPORTS:
+            say(f"transports: {name} fan-out, {streams} streams over {orders} orders")
+            async with self.system(latency="zero", workers=workers, bridge=True, start_workers=False) as s:
+                r = await fan_out(s, streams=streams, orders=orders, workers=workers, via=FAN_OUT_VIA[name])
+            r["live_events_per_s"] = round(r["delivery_ms"]["n"] / r["run_s"], 1) if r["run_s"] else None
+            say(
+                f"  {name}: {r['streams_complete']}/{streams} streams complete, "
+                f"{r['live_events_per_s']} live events/s, "
+                f"delivery p50 {r['delivery_ms']['p50']} p99 {r['delivery_ms']['p99']} ms, "
+                f"cpu {r['cpu_cores_during_events']}"
+            )
+            out["fanout"][name] = r
+        return out
+
     async def brokers(self, tmp: Path) -> dict[str, Any]:
         """The same ramps on Dramatiq's Redis broker and on RabbitMQ (a private node, as the tests start one)."""
         from tests.rabbitmq import RabbitMQServer, server_script
@@ -270,6 +314,8 @@ async def run(plan: Plan, scenarios: set[str], stores: Stores, live: list[System
             results["bridge"] = {"skipped": f"server.bridge is not importable: {exc}"}
         else:
             results["bridge"] = await runner.bridge(zero_w, realistic_w)
+    if "transports" in scenarios:
+        results["transports"] = await runner.transports(zero_w)
     if "brokers" in scenarios:
         results["brokers"] = await runner.brokers(tmp)
     if "profile" in scenarios:

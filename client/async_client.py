@@ -6,6 +6,7 @@ import asyncio
 import copy
 import time
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
@@ -105,19 +106,46 @@ class AsyncOrderClient:
         slippage_bps: int = 0,
         idempotency_key: str = "",
         *,
+        order_type: str | pb.OrderType.ValueType | None = None,
+        limit_price: str | Decimal | int = "",
+        expires_at: datetime | None = None,
         max_price_impact_bps: int = 0,
         deadline: float | None = None,
     ) -> str:
-        """Place a market order (`amount` of `token_in` in whole tokens); returns its id once it is stored.
+        """Place an order (`amount` of `token_in` in whole tokens); returns its id once it is stored.
 
-        `max_price_impact_bps` bounds how far the order itself may move the price (0: the service's default,
-        1000 bps); past it the order is refused (FAILED_PRECONDITION, PRICE_IMPACT_TOO_HIGH)."""
-        request = execute_request(token_in, token_out, amount, slippage_bps, idempotency_key, max_price_impact_bps)
+        A market order by default; `order_type="limit"` needs `limit_price` (token_out per token_in), and a limit
+        or sniper order may carry `expires_at`. `max_price_impact_bps` bounds how far the order itself may move the
+        price (0: the service's default, 1000 bps); past it the order is refused (FAILED_PRECONDITION,
+        PRICE_IMPACT_TOO_HIGH)."""
+        request = execute_request(
+            token_in,
+            token_out,
+            amount,
+            slippage_bps,
+            idempotency_key,
+            max_price_impact_bps,
+            order_type=order_type,
+            limit_price=limit_price,
+            expires_at=expires_at,
+        )
         try:
             response = await self._stub.ExecuteOrder(request, **self._options(deadline))
         except grpc.RpcError as e:
             raise self._error(e) from None
         return response.order_id
+
+    async def cancel(self, order_id: str, *, deadline: float | None = None) -> pb.Order:
+        """Cancels an order that has not started executing (pending or open); returns it as it is now.
+
+        FAILED_PRECONDITION (naming its status) once it executes or is final; a cancelled order comes back as is."""
+        try:
+            response = await self._stub.CancelOrder(
+                pb.CancelOrderRequest(order_id=order_id), timeout=deadline or self.deadline
+            )
+        except grpc.RpcError as e:
+            raise self._error(e) from None
+        return response.order
 
     async def get(self, order_id: str, *, deadline: float | None = None) -> pb.Order:
         try:

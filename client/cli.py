@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -59,6 +61,24 @@ def _bps(text: str) -> int:
     if not 0 <= value <= UINT32_MAX:
         raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
     return value
+
+
+_DURATION = re.compile(r"^([0-9]+)([smhd])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _expiry(text: str) -> datetime:
+    """``10m``, ``2h``, ``1d``, ``30s`` from now, or an RFC 3339 timestamp (``2026-01-01T12:00:00Z``)."""
+    found = _DURATION.match(text.strip())
+    if found:
+        return datetime.now(UTC) + timedelta(seconds=int(found.group(1)) * _SECONDS[found.group(2)])
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 10m, 2h, 1d or an RFC 3339 time, got {text!r}")
+    return moment
 
 
 def _status(text: str) -> str:
@@ -115,6 +135,9 @@ def cmd_execute(client: OrderClient, args: argparse.Namespace) -> int:
         args.amount,
         args.slippage_bps,
         args.idempotency_key,
+        order_type=getattr(args, "order_type", None),
+        limit_price=getattr(args, "price", None) or "",
+        expires_at=getattr(args, "expires", None),
         max_price_impact_bps=args.max_price_impact_bps,
     )
     if args.json:
@@ -126,6 +149,15 @@ def cmd_execute(client: OrderClient, args: argparse.Namespace) -> int:
     else:
         print(order_id, flush=True)
     return _watch(client, order_id, 0, args.json) if args.watch else EXIT_OK
+
+
+def cmd_cancel(client: OrderClient, args: argparse.Namespace) -> int:
+    order = client.cancel(args.order_id)
+    if args.json:
+        _print_json(order_json(order))
+    else:
+        print(order_summary(order, Style(sys.stdout)))
+    return EXIT_OK
 
 
 def cmd_watch(client: OrderClient, args: argparse.Namespace) -> int:
@@ -281,6 +313,41 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_argument("--watch", action="store_true", help="follow the order live until it ends")
     execute.set_defaults(run=cmd_execute)
 
+    limit = commands.add_parser(
+        "limit",
+        help="place a limit order: it waits (open) until the market reaches --price, then executes",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    limit.add_argument("token_in", help="token sold, e.g. SOL")
+    limit.add_argument("token_out", help="token bought, e.g. USDC")
+    limit.add_argument("amount", help="amount of token_in in whole tokens, e.g. 1.5")
+    limit.add_argument("--price", required=True, metavar="P", help="worst price accepted, token_out per token_in")
+    limit.set_defaults(order_type="limit")
+
+    snipe = commands.add_parser(
+        "snipe",
+        help="place a sniper order: it buys MINT as soon as its pool launches",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    snipe.add_argument("token_in", help="token sold, e.g. SOL")
+    snipe.add_argument("token_out", metavar="mint", help="mint address of the token to buy (need not be listed yet)")
+    snipe.add_argument("amount", help="amount of token_in in whole tokens, e.g. 0.5")
+    snipe.add_argument("--price", default=None, metavar="P", help="cap: worst price accepted, tokens per token_in")
+    snipe.set_defaults(order_type="sniper")
+    for resting in (limit, snipe):
+        resting.add_argument("--expires", type=_expiry, default=None, metavar="WHEN", help="e.g. 10m, 2h, 1d")
+        resting.add_argument("--slippage-bps", type=_bps, default=0, metavar="N", help="0 means 50 bps")
+        resting.add_argument("--idempotency-key", default="", metavar="KEY", help="same key, same order")
+        resting.add_argument("--max-price-impact-bps", type=_bps, default=0, metavar="N", help="0 means 1000")
+        resting.add_argument("--watch", action="store_true", help="follow the order live until it ends")
+        resting.set_defaults(run=cmd_execute)
+
+    cancel = commands.add_parser("cancel", help="cancel an order that has not started executing")
+    cancel.add_argument("order_id")
+    cancel.set_defaults(run=cmd_cancel)
+
     watch = commands.add_parser("watch", help="follow an order's events until it ends")
     watch.add_argument("order_id")
     watch.add_argument("--from-seq", type=int, default=0, metavar="N", help="only events after seq N")
@@ -291,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     get.set_defaults(run=cmd_get)
 
     listing = commands.add_parser("list", help="recent orders, newest first")
-    listing.add_argument("--status", type=_status, default=None, help="only this status, e.g. confirmed")
+    listing.add_argument("--status", type=_status, default=None, help="only this status, e.g. confirmed or open")
     listing.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="at most N orders (20)")
     listing.set_defaults(run=cmd_list)
 
@@ -301,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     quote.add_argument("amount")
     quote.add_argument("--slippage-bps", type=_bps, default=0, metavar="N")
     quote.set_defaults(run=cmd_quote)
-    for sub in (execute, watch, get, listing, quote):
+    for sub in (execute, limit, snipe, cancel, watch, get, listing, quote):
         # `orderctl get ID --json` works as well as `orderctl --json get ID`
         sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
     return parser

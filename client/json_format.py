@@ -102,6 +102,8 @@ def order_json(order: pb.Order) -> JSON:
         "updatedAt": timestamp_text(order.updated_at),
         "lastSeq": order.last_seq,
         "idempotencyKey": _text(order.idempotency_key),
+        "limitPrice": _text(order.limit_price),
+        "expiresAt": timestamp_text(order.expires_at) if order.HasField("expires_at") else None,
     }
 
 

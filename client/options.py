@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -117,6 +118,17 @@ def amount_text(amount: str | Decimal | int) -> str:
     return amount.strip()
 
 
+def parse_order_type(name: str) -> pb.OrderType.ValueType:
+    """``limit`` or ``ORDER_TYPE_LIMIT`` -> the enum value; ValueError for anything else."""
+    key = name.strip().upper()
+    if not key.startswith("ORDER_TYPE_"):
+        key = "ORDER_TYPE_" + key
+    if key == "ORDER_TYPE_UNSPECIFIED" or key not in set(pb.OrderType.keys()):
+        names = ", ".join(n.removeprefix("ORDER_TYPE_").lower() for n in pb.OrderType.keys()[1:])
+        raise ValueError(f"unknown order type {name!r}; one of {names}")
+    return pb.OrderType.Value(key)
+
+
 def execute_request(
     token_in: str,
     token_out: str,
@@ -124,16 +136,27 @@ def execute_request(
     slippage_bps: int,
     idempotency_key: str,
     max_price_impact_bps: int = 0,
+    *,
+    order_type: str | pb.OrderType.ValueType | None = None,
+    limit_price: str | Decimal | int = "",
+    expires_at: datetime | None = None,
 ) -> pb.ExecuteOrderRequest:
-    return pb.ExecuteOrderRequest(
+    if isinstance(order_type, str):
+        order_type = parse_order_type(order_type)
+    request = pb.ExecuteOrderRequest(
         token_in=token_in,
         token_out=token_out,
         amount=amount_text(amount),
         slippage_bps=slippage_bps,
         idempotency_key=idempotency_key,
-        # order_type left UNSPECIFIED: the service's default, a market order.
+        # None leaves it UNSPECIFIED: the service's default, a market order.
+        order_type=order_type or pb.ORDER_TYPE_UNSPECIFIED,
+        limit_price=amount_text(limit_price) if limit_price != "" else "",
         max_price_impact_bps=max_price_impact_bps,
     )
+    if expires_at is not None:
+        request.expires_at.FromDatetime(expires_at)
+    return request
 
 
 def list_request(

@@ -8,12 +8,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -202,6 +204,54 @@ def cmd_pools(settings: Settings) -> int:
     return 0
 
 
+def cmd_market_launch(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.market import Token, UnknownTokenError, resolve_token
+    from workers.market.tokens import is_mint_address
+    from workers.runtime import launch_token
+
+    if not is_mint_address(args.mint):
+        print(f"error: --mint must be a mint address (base58, 32 bytes), got {args.mint!r}", file=sys.stderr)
+        return 2
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,9}", args.symbol):
+        print(f"error: SYMBOL must be 1-10 letters or digits (a letter first), got {args.symbol!r}", file=sys.stderr)
+        return 2
+    for taken in (args.symbol, args.mint):
+        try:
+            listed = resolve_token(taken)
+        except UnknownTokenError:
+            continue
+        print(f"error: {taken} is listed already ({listed.symbol}, {listed.mint})", file=sys.stderr)
+        return 1
+    try:
+        paired = resolve_token(args.paired_with)
+    except UnknownTokenError as exc:
+        print(f"error: --paired-with: {exc}", file=sys.stderr)
+        return 2
+    if not settings.database_url:
+        from server.embedded import EmbeddedPostgres
+
+        pg = EmbeddedPostgres(Path(settings.data_dir).resolve() / "postgres")
+        settings = settings.model_copy(update={"database_url": pg.start()})
+    token = Token(args.symbol, args.mint, args.decimals)
+    try:
+        pool = asyncio.run(launch_token(settings, token, paired, args.price, args.liquidity))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"launched {token.symbol} ({token.mint}): pool {pool.id} at {args.price} {paired.symbol} per {token.symbol}")
+    return 0
+
+
+def _positive_decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"must be a decimal number, got {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than zero, got {text!r}")
+    return value
+
+
 # -- accounts --------------------------------------------------------------------------------------------------
 
 
@@ -359,6 +409,7 @@ def _banner_when_ready(
         f"    web page {web}/\n"
         f"    HTTP/WS  {web}/api/orders/execute, {'wss' if http_tls else 'ws'}://localhost:{settings.http_port}"
         "/ws/orders/<id>\n"
+        f"    gRPC-Web {web}/orderengine.v1.OrderService/<Method>\n"
         f"    CLI      .venv/bin/orderctl --target {target} quote SOL USDC 1\n"
         + "".join(f"    metrics  http://localhost:{port}/metrics   ({kind})\n" for kind, port in metrics)
         + f"    API keys {keys}\n"
@@ -431,6 +482,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the genesis market of this MARKET_SEED (default MARKET_SEED or 42)",
     )
+    launch = market_commands.add_parser("launch", help="list a new token and open a Raydium CPMM pool for it")
+    launch.add_argument("symbol", help="the new token's symbol, e.g. PEPE (1-10 letters or digits)")
+    launch.add_argument("--mint", required=True, help="the token's mint address (base58)")
+    launch.add_argument("--decimals", type=int, choices=range(13), default=6, metavar="N", help="0..12 (6)")
+    launch.add_argument("--paired-with", default="SOL", metavar="TOKEN", help="the pool's other token (SOL)")
+    launch.add_argument(
+        "--price",
+        type=_positive_decimal,
+        default=Decimal("0.0001"),
+        metavar="P",
+        help="opening price in the paired token (0.0001)",
+    )
+    launch.add_argument(
+        "--liquidity",
+        type=_positive_decimal,
+        default=Decimal("100"),
+        metavar="L",
+        help="the paired token's side of the pool, in whole tokens (100)",
+    )
     accounts_cli.add_parser(sub)
     return parser
 
@@ -456,6 +526,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "accounts":
             return cmd_accounts(settings, args)
         case "market":
+            if args.market_command == "launch":
+                return cmd_market_launch(settings, args)
             return cmd_market_reset(settings, args.seed)
     return 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -83,8 +84,10 @@ def venue_note(name: str, reason: str) -> pb.VenueNote:
 
 
 def order(o: Order) -> pb.Order:
-    token_in, token_out = resolve_token(o.token_in), resolve_token(o.token_out)
+    token_in = resolve_token(o.token_in)
     view = route_view(route_from_json(o.route), o.slippage_bps) if o.route else None
+    # A sniper's token_out may be a mint not listed yet; once it has an amount_out, its token is listed.
+    amount_out = format_amount(o.amount_out, resolve_token(o.token_out)) if o.amount_out is not None else ""
     return pb.Order(
         order_id=o.id,
         token_in=o.token_in,
@@ -98,13 +101,21 @@ def order(o: Order) -> pb.Order:
         route=route(view),
         tx_signature=o.tx_signature or "",
         executed_price=o.executed_price or "",
-        amount_out=format_amount(o.amount_out, token_out) if o.amount_out is not None else "",
+        amount_out=amount_out,
         error=error(o.error),
         created_at=timestamp(o.created_at),
         updated_at=timestamp(o.updated_at),
         last_seq=o.last_seq,
         idempotency_key=o.idempotency_key or "",
+        limit_price=format_price(o.limit_price) if o.limit_price is not None else "",
+        expires_at=timestamp(o.expires_at) if o.expires_at is not None else None,
     )
+
+
+def format_price(price: Decimal) -> str:
+    """Plain decimal text, no exponent, no trailing zeros: "150.25", "0.0000001"."""
+    text = f"{price:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def venue_quote(q: VenueQuote) -> pb.VenueQuote:

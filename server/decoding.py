@@ -62,7 +62,18 @@ def _unary_unary(behavior: Callable[..., Awaitable[Any]], decode: Deserializer) 
     return handler
 
 
-def _unary_stream(behavior: Callable[..., AsyncIterator[Any]], decode: Deserializer) -> Callable[..., Any]:
+def _unary_stream(behavior: Callable[..., Any], decode: Deserializer) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(behavior):
+        # A streaming handler may also be a coroutine that sends with `context.write` (grpc_health's Watch is).
+        async def writer(raw: bytes, context: Context) -> None:
+            try:
+                request = decode(raw)
+            except UndecodableRequest as e:
+                await _refuse(context, e)
+            await behavior(request, context)
+
+        return writer
+
     async def handler(raw: bytes, context: Context) -> AsyncIterator[Any]:
         try:
             request = decode(raw)
@@ -84,7 +95,17 @@ def _stream_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awai
     return handler
 
 
-def _stream_stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
+def _stream_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(behavior):
+
+        async def writer(requests: AsyncIterator[Any], context: Context) -> None:
+            try:
+                await behavior(requests, context)
+            except UndecodableRequest as e:
+                await _refuse(context, e)
+
+        return writer
+
     async def handler(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
         try:
             async for response in behavior(requests, context):
@@ -112,7 +133,7 @@ def decoding_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethod
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            _unary_stream(handler.unary_stream, decode),  # type: ignore[arg-type]
+            _unary_stream(handler.unary_stream, decode),
             request_deserializer=None,
             response_serializer=serialize,
         )

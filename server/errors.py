@@ -19,7 +19,7 @@ from server.rich_status import Refusal, abort
 from server.validation import InvalidArgument
 from server.watch import HubUnavailable, WatchInterrupted
 from workers.domain import PermanentFailure
-from workers.store import IdempotencyConflict, OrderNotFound, is_unavailable
+from workers.store import IdempotencyConflict, NotCancellable, OrderNotFound, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,9 @@ def refusal_for(exc: BaseException) -> Refusal | None:
             return Refusal(
                 code.RESOURCE_EXHAUSTED, str(exc), "RATE_LIMITED", retry_delay_s=exc.retry_after_s, metadata=metadata
             )
-        case PermanentFailure():
+        case NotCancellable():
+            return Refusal(code.FAILED_PRECONDITION, str(exc), "ORDER_NOT_CANCELLABLE")
+        case PermanentFailure():  # the market cannot take the order as asked (PRICE_IMPACT_TOO_HIGH, NO_ROUTE, ...)
             return Refusal(code.FAILED_PRECONDITION, f"{exc.code}: {exc.message}", exc.code.value)
         case QueueUnavailable():
             return Refusal(code.UNAVAILABLE, str(exc), "QUEUE_UNAVAILABLE")
@@ -112,8 +114,11 @@ class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
+            # A streaming handler may be a coroutine that sends with `context.write` (grpc_health's Watch is).
+            stream = handler.unary_stream
+            wrap = _wrap_unary if inspect.iscoroutinefunction(stream) else _wrap_stream
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),  # type: ignore[arg-type]
+                wrap(stream),  # type: ignore[arg-type]
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

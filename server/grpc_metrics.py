@@ -6,6 +6,7 @@ It goes first in the interceptor list, so it sees the status that ErrorMapping s
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -64,8 +65,11 @@ class GrpcMetrics(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
+            # A streaming handler may be a coroutine that sends with `context.write` (grpc_health's Watch is).
+            stream: Any = handler.unary_stream
+            wrapped = _unary(method, stream) if inspect.iscoroutinefunction(stream) else _stream(method, stream)
             return grpc.unary_stream_rpc_method_handler(
-                _stream(method, handler.unary_stream),  # type: ignore[arg-type]
+                wrapped,
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

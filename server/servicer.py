@@ -25,13 +25,18 @@ from server.validation import (
     parse_status_filter,
 )
 from server.watch import EventHub, GatedReads, follow
-from workers.market import resolve_token
+from workers.domain import RESTING_ORDER_TYPES
+from workers.market import UnknownTokenError, resolve_token
+from workers.models import Order
 from workers.price_impact import check_price_impact
 from workers.runtime import Engine
 from workers.store import OrderNotFound
 from workers.views import route_view
 
 log = logging.getLogger(__name__)
+
+# How often at most a request naming an unknown token makes this process re-read the launched tokens.
+TOKENS_MAX_AGE_S = 0.5
 
 
 class OrderService(pb_grpc.OrderServiceServicer):
@@ -54,13 +59,23 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.ExecuteOrderRequest, pb.ExecuteOrderResponse],
     ) -> pb.ExecuteOrderResponse:
         account = current_account()
-        new = parse_execute(request, owner_id=account.id)
+        try:
+            new = parse_execute(request, owner_id=account.id)
+        except InvalidArgument as exc:
+            if not exc.problem.startswith("unknown token"):
+                raise
+            # Perhaps a token launched since this process last looked: learn the new ones, then judge again.
+            await self.engine.venues.learn_tokens(max_age_s=TOKENS_MAX_AGE_S)
+            new = parse_execute(request, owner_id=account.id)
         await self.rate_limit.acquire(account)  # after validation (bad input is not an order), before any write
-        impact = await self.engine.venues.price_impact_bps(
-            resolve_token(new.token_in), resolve_token(new.token_out), new.amount_in
-        )
-        if impact is not None:  # refused before anything is stored
-            check_price_impact(impact, new.max_price_impact_bps, "quoted now,")
+        if new.order_type not in RESTING_ORDER_TYPES:
+            # A market order executes on the market as it is now; a resting one on the market that fires it, where
+            # the pipeline checks the impact when routing and settling (a sniper's pool may not even exist yet).
+            impact = await self.engine.venues.price_impact_bps(
+                resolve_token(new.token_in), resolve_token(new.token_out), new.amount_in
+            )
+            if impact is not None:  # refused before anything is stored
+                check_price_impact(impact, new.max_price_impact_bps, "quoted now,")
         order, pending = await self.engine.store.create_order(new)
         if pending is not None:
             try:
@@ -94,7 +109,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         order = await self.engine.store.get_order(order_id, current_account().id)
         if order is None:
             raise OrderNotFound(order_id)
-        return pb.GetOrderResponse(order=convert.order(order))
+        return pb.GetOrderResponse(order=(await self._orders([order]))[0])
 
     async def ListOrders(
         self,
@@ -114,9 +129,25 @@ class OrderService(pb_grpc.OrderServiceServicer):
         )
         page, more = orders[:limit], len(orders) > limit
         return pb.ListOrdersResponse(
-            orders=[convert.order(o) for o in page],
+            orders=await self._orders(page),
             next_page_token=convert.page_token(page[-1]) if more else "",
         )
+
+    async def CancelOrder(
+        self,
+        request: pb.CancelOrderRequest,
+        context: grpc.aio.ServicerContext[pb.CancelOrderRequest, pb.CancelOrderResponse],
+    ) -> pb.CancelOrderResponse:
+        order_id = parse_order_id(request.order_id)
+        order = await self.engine.store.cancel(order_id, current_account().id)  # only its owner may cancel
+        return pb.CancelOrderResponse(order=(await self._orders([order]))[0])
+
+    async def _orders(self, orders: list[Order]) -> list[pb.Order]:
+        try:
+            return [convert.order(o) for o in orders]
+        except UnknownTokenError:  # a token launched since this process last looked
+            await self.engine.venues.learn_tokens(max_age_s=TOKENS_MAX_AGE_S)
+            return [convert.order(o) for o in orders]
 
     async def GetQuote(
         self,

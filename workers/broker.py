@@ -93,6 +93,7 @@ def build_broker(settings: Settings, *, worker_middleware: list[dramatiq.Middlew
         middleware=middleware,
         namespace="orderengine",
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+        maintenance_chance=settings.broker_maintenance_chance,
         dead_message_ttl=DEAD_MESSAGE_TTL_MS,
     )
 

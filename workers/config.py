@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     market_seed: int = 42
     # Under `realistic` latency, a small seeded swap on one pool this often keeps an idle market alive; 0 = off.
     market_drift_seconds: float = Field(default=5.0, ge=0.0)
+    # Under `realistic` latency, the market lists a new token with a Raydium pool this often; 0 = off.
+    market_launch_seconds: float = Field(default=300.0, ge=0.0)
 
     retry_max_attempts: int = Field(default=3, ge=1)
     retry_min_backoff_ms: int = Field(default=1000, ge=0)
@@ -63,6 +65,8 @@ class Settings(BaseSettings):
     # A dead worker's unacked messages are delivered again after this long without its heartbeat (Redis), or when
     # its connection closes or misses heartbeats for this long (RabbitMQ).
     broker_heartbeat_timeout_ms: int = Field(default=15000, ge=1000)
+    # That requeue runs in broker maintenance, on this many broker commands per million (Dramatiq's default).
+    broker_maintenance_chance: int = Field(default=1000, ge=0, le=1_000_000)
     # A non-final order with no transition for this long is re-enqueued by the reconciler.
     reconcile_idle_seconds: float = Field(default=30.0, gt=0)
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)

@@ -6,9 +6,9 @@ Everything else is derived from the table: the final statuses (those with no way
 both). A status or an event that is not in the table cannot happen: the store's UPDATE matches no row.
 
 Events, not target statuses, are the key, so outcomes that end in a final status for different reasons stay
-different events (`FAIL` today; `CANCEL` and `EXPIRE` come with resting orders). New order types add rows, e.g.
+different events (`FAIL`, `CANCEL`, `EXPIRE`). Resting orders (limit, sniper) added rows such as
 `(PENDING, REST) -> OPEN`, `(OPEN, TRIGGER) -> ROUTING`, `(OPEN, CANCEL) -> CANCELLED`, `(OPEN, EXPIRE) -> EXPIRED`,
-and nothing else changes shape.
+and nothing else changed shape.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ class OrderStatus(StrEnum):
     SUBMITTED = "submitted"
     CONFIRMED = "confirmed"
     FAILED = "failed"
+    OPEN = "open"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
     @property
     def is_final(self) -> bool:
@@ -51,6 +54,11 @@ class LifecycleEvent(StrEnum):
     CONFIRM = "confirm"  # it landed and the swap settled
     RETRY = "retry"  # a transient failure: the next attempt begins
     FAIL = "fail"  # a permanent failure, or the last attempt's
+    REST = "rest"  # a limit or sniper order starts waiting for its price or its token
+    TRIGGER = "trigger"  # the pools made a resting order's price reachable: it executes now
+    REOPEN = "reopen"  # the price slipped back below the limit before the swap landed
+    CANCEL = "cancel"  # its owner cancelled it before it started executing
+    EXPIRE = "expire"  # it reached expires_at while still waiting
 
 
 # Every order is created in this status, with event seq 1; it is not the target of any event.
@@ -74,6 +82,23 @@ TRANSITIONS: Mapping[tuple[OrderStatus, LifecycleEvent], OrderStatus] = MappingP
         (_S.ROUTING, _E.FAIL): _S.FAILED,
         (_S.BUILDING, _E.FAIL): _S.FAILED,
         (_S.SUBMITTED, _E.FAIL): _S.FAILED,
+        (_S.OPEN, _E.FAIL): _S.FAILED,
+        # Resting orders. A limit or sniper order waits in `open` instead of starting; the trigger engine
+        # (workers/triggers.py) fires it into the same `routing` a market order starts at, with this one guarded
+        # move, so a trigger racing a cancel or an expiry ends in exactly one of the three stories.
+        (_S.PENDING, _E.REST): _S.OPEN,
+        (_S.OPEN, _E.TRIGGER): _S.ROUTING,
+        # A limit never fills below its limit: an attempt that finds the price gone (at routing, or when the swap
+        # would land) goes back to waiting instead of failing; the event's error says why.
+        (_S.ROUTING, _E.REOPEN): _S.OPEN,
+        (_S.BUILDING, _E.REOPEN): _S.OPEN,
+        (_S.SUBMITTED, _E.REOPEN): _S.OPEN,
+        # Only before execution starts: once a transaction may be in flight, a cancel could not undo it.
+        (_S.PENDING, _E.CANCEL): _S.CANCELLED,
+        (_S.OPEN, _E.CANCEL): _S.CANCELLED,
+        # A pending order past its expiry (the worker never rested it in time) expires as a resting one would.
+        (_S.PENDING, _E.EXPIRE): _S.EXPIRED,
+        (_S.OPEN, _E.EXPIRE): _S.EXPIRED,
     }
 )
 del _S, _E
@@ -97,7 +122,9 @@ class OrderType(StrEnum):
 
 # What a request that names no order type gets, and the types the engine executes today.
 DEFAULT_ORDER_TYPE = OrderType.MARKET
-ACCEPTED_ORDER_TYPES = frozenset({OrderType.MARKET})
+ACCEPTED_ORDER_TYPES = frozenset(OrderType)
+# Order types that rest in `open` until their trigger; a market order never does.
+RESTING_ORDER_TYPES = frozenset({OrderType.LIMIT, OrderType.SNIPER})
 
 
 class ErrorCode(StrEnum):
@@ -109,6 +136,7 @@ class ErrorCode(StrEnum):
     NO_ROUTE = "NO_ROUTE"
     INSUFFICIENT_LIQUIDITY = "INSUFFICIENT_LIQUIDITY"
     PRICE_IMPACT_TOO_HIGH = "PRICE_IMPACT_TOO_HIGH"
+    LIMIT_NOT_REACHED = "LIMIT_NOT_REACHED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,3 +176,15 @@ class TransientFailure(OrderFailure):
 
 class PermanentFailure(OrderFailure):
     """No route, slippage limit broken: another attempt cannot help."""
+
+
+class LimitNotReached(Exception):
+    """The pools no longer fill a resting order at its limit. Not an `OrderFailure`: the order goes back to
+    `open` (the `reopen` event carries this as its error) and waits for the price again; it does not fail."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_error(self) -> OrderError:
+        return OrderError(code=ErrorCode.LIMIT_NOT_REACHED.value, message=self.message, retryable=True)

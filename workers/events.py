@@ -13,12 +13,16 @@ metrics and traces: each is called with every committed event, in order, on the 
 outbox table would be written in the store's transaction and relayed from here.
 
 Publishing is best effort: the event is already stored, and a watcher fills any gap from PostgreSQL.
+
+Pool moves take the same road out of the store: whatever moves a pool (a settled swap, the market drift, a
+launch) calls `pools_moved` after its commit, and the hooks (the engine's: one "pools moved" message for the
+trigger engine, workers/triggers.py) hear of it. A lost one costs latency only: the reconciler sweeps triggers too.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from workers.models import OrderEvent
 from workers.publisher import EventPublisher
@@ -26,6 +30,7 @@ from workers.publisher import EventPublisher
 log = logging.getLogger(__name__)
 
 EventObserver = Callable[[OrderEvent], None]
+PoolsMovedHook = Callable[[Sequence[str]], Awaitable[None]]
 
 
 class EventSink:
@@ -37,9 +42,21 @@ class EventSink:
     def __init__(self, publisher: EventPublisher | None = None, observers: Iterable[EventObserver] = ()) -> None:
         self._publisher = publisher
         self._observers = list(observers)
+        self._pool_hooks: list[PoolsMovedHook] = []
 
     def observe(self, observer: EventObserver) -> None:
         self._observers.append(observer)
+
+    def on_pools_moved(self, hook: PoolsMovedHook) -> None:
+        self._pool_hooks.append(hook)
+
+    async def pools_moved(self, pool_ids: Sequence[str]) -> None:
+        """Called by the store once a transaction that changed these pools has committed."""
+        for hook in self._pool_hooks:
+            try:
+                await hook(pool_ids)
+            except Exception:  # the move is committed; the reconciler's trigger sweep covers a lost message
+                log.exception("pools-moved hook %r failed for %s", hook, list(pool_ids))
 
     async def committed(self, event: OrderEvent) -> None:
         if self._publisher is not None:

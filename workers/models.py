@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from workers.domain import DEFAULT_MAX_PRICE_IMPACT_BPS, OrderError, OrderStatus, OrderType
@@ -21,6 +22,12 @@ class NewOrder:
     slippage_bps: int
     idempotency_key: str | None = None
     max_price_impact_bps: int = DEFAULT_MAX_PRICE_IMPACT_BPS
+    # Limit and sniper orders only: the worst price accepted (token_out per token_in) and when it stops waiting.
+    limit_price: Decimal | None = None
+    expires_at: datetime | None = None
+    # Resting orders only: the direction they wait on, by mint.
+    trigger_in: str | None = None
+    trigger_out: str | None = None
 
     def fingerprint(self) -> str:
         """What an idempotency key must match to return the same order."""
@@ -28,6 +35,10 @@ class NewOrder:
         # Orders stored before the limit existed have the default, and their fingerprints stay as they were.
         if self.max_price_impact_bps != DEFAULT_MAX_PRICE_IMPACT_BPS:
             text += f"|impact<={self.max_price_impact_bps}"
+        # Likewise market orders, which have neither a limit price nor an expiry.
+        if self.limit_price is not None or self.expires_at is not None:
+            expires = self.expires_at.isoformat() if self.expires_at else ""
+            text += f"|limit={self.limit_price or ''}|expires={expires}"
         return text
 
 
@@ -53,6 +64,8 @@ class Order:
     amount_out: int | None = None
     error: OrderError | None = None
     max_price_impact_bps: int = DEFAULT_MAX_PRICE_IMPACT_BPS
+    limit_price: Decimal | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

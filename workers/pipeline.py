@@ -11,9 +11,19 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from workers import chain
+from workers import chain, triggers
 from workers.chain import Submission
-from workers.domain import ErrorCode, LifecycleEvent, OrderFailure, OrderStatus, PermanentFailure, TransientFailure
+from workers.domain import (
+    RESTING_ORDER_TYPES,
+    ErrorCode,
+    LifecycleEvent,
+    LimitNotReached,
+    OrderFailure,
+    OrderStatus,
+    PermanentFailure,
+    TransientFailure,
+)
+from workers.limits import limit_min_out
 from workers.market import (
     InsufficientLiquidityError,
     NoRouteError,
@@ -39,9 +49,17 @@ async def advance(engine: Engine, order_id: str) -> None:
     except OrderFailure as failure:
         failure.attempt = order.attempt
         raise
+    except LimitNotReached as missed:
+        # Guarded by the attempt: a stale message of an earlier attempt reopens nothing.
+        await engine.store.reopen(order.id, order.attempt, missed.to_error())
 
 
 async def _drive(engine: Engine, order: Order) -> None:
+    if order.status is OrderStatus.PENDING and order.order_type in RESTING_ORDER_TYPES:
+        await _rest(engine, order)
+        return
+    if order.status is OrderStatus.OPEN:
+        return  # waiting: only the trigger engine moves it on
     if order.status is OrderStatus.PENDING:
         started = await engine.store.transition(order.id, LifecycleEvent.START, attempt=order.attempt)
         if started is None:
@@ -69,11 +87,36 @@ async def _drive(engine: Engine, order: Order) -> None:
     await _check_landing(engine, order, sub)
 
 
+async def _rest(engine: Engine, order: Order) -> None:
+    """pending -> open; then the expiry's delayed message, and one look at the pools as they are now."""
+    rested = await engine.store.transition(order.id, LifecycleEvent.REST, attempt=order.attempt)
+    if rested is None:
+        return
+    if order.expires_at is not None:
+        left_ms = int((order.expires_at - datetime.now(UTC)).total_seconds() * 1000)
+        await engine.queue.expire_async(order.id, max(left_ms, 1))
+    await triggers.check_now(engine, replace(order, status=rested.status))
+
+
+def _limit_min(order: Order) -> int | None:
+    if order.limit_price is None:
+        return None
+    return limit_min_out(
+        order.amount_in, resolve_token(order.token_in), resolve_token(order.token_out), order.limit_price
+    )
+
+
 async def _route(engine: Engine, order: Order) -> Order | None:
     token_in, token_out = resolve_token(order.token_in), resolve_token(order.token_out)
     view = await engine.venues.quote(token_in, token_out, order.amount_in, order=(order.id, order.attempt))
     route = view.route
     check_price_impact(route.price_impact_bps, order.max_price_impact_bps, "routed now,")
+    limit_min = _limit_min(order)
+    if limit_min is not None and route.amount_out < limit_min:
+        raise LimitNotReached(
+            f"the best route now returns {format_amount(route.amount_out, token_out)} {token_out.symbol}, below "
+            f"the limit's {format_amount(limit_min, token_out)} {token_out.symbol}: the price moved back"
+        )
     instructions = chain.instructions_for(token_in.native, token_out.native, len(route.legs))
     dex = main_dex(route)
     details = EventDetails(
@@ -123,6 +166,8 @@ async def _settle(engine: Engine, order: Order) -> None:
     assert order.route is not None and order.tx_signature is not None
     route = route_from_json(order.route)
     min_out = route.min_amount_out(order.slippage_bps)
+    limit_min = _limit_min(order)
+    resting = order.order_type in RESTING_ORDER_TYPES
 
     def format_out(amount: int) -> str:
         return format_amount(amount, route.token_out)
@@ -131,12 +176,25 @@ async def _settle(engine: Engine, order: Order) -> None:
         try:
             done = execute(route, pools)
         except (InsufficientLiquidityError, NoRouteError) as exc:
+            if resting:
+                raise LimitNotReached(f"the pools moved so far that the swap can no longer fill: {exc}") from exc
             raise PermanentFailure(
                 ErrorCode.SLIPPAGE_EXCEEDED, f"the pools moved so far that the swap can no longer fill: {exc}"
             ) from exc
         # The pools may have moved since routing: the impact is measured again on the swap as it would land.
         check_price_impact(done.price_impact_bps, order.max_price_impact_bps, "settled now,")
+        if limit_min is not None and done.amount_out < limit_min:
+            raise LimitNotReached(
+                f"the swap would return {format_out(done.amount_out)} {route.token_out.symbol}, below the limit's "
+                f"{format_out(limit_min)} {route.token_out.symbol}: the price moved back before it landed"
+            )
         if done.amount_out < min_out:
+            if resting:
+                # A resting order waits for its price rather than fail on a move that may reverse.
+                raise LimitNotReached(
+                    f"the swap would return {format_out(done.amount_out)} {route.token_out.symbol}, below the "
+                    f"minimum {format_out(min_out)} {route.token_out.symbol} ({order.slippage_bps} bps slippage)"
+                )
             raise PermanentFailure(
                 ErrorCode.SLIPPAGE_EXCEEDED,
                 f"the swap would return {format_out(done.amount_out)} {route.token_out.symbol}, below the "

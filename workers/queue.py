@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -26,12 +27,30 @@ import dramatiq
 
 QUEUE_NAME = "orders"
 ACTOR_NAME = "advance_order"
+# The trigger engine's messages get a queue of their own, so a burst of orders never delays a trigger.
+TRIGGER_QUEUE_NAME = "triggers"
+POOLS_MOVED_ACTOR = "pools_moved"
+EXPIRE_ACTOR = "expire_order"
 # Enough for a burst of ExecuteOrder calls to keep the broker busy; each thread holds at most one connection.
 ENQUEUE_THREADS = 8
 
 
 def message_for(order_id: str) -> dramatiq.Message[None]:
     return dramatiq.Message(queue_name=QUEUE_NAME, actor_name=ACTOR_NAME, args=(order_id,), kwargs={}, options={})
+
+
+def pools_moved_message(pool_ids: Sequence[str] | None) -> dramatiq.Message[None]:
+    """None means every pool: the reconciler's sweep."""
+    args = (list(pool_ids) if pool_ids is not None else None,)
+    return dramatiq.Message(
+        queue_name=TRIGGER_QUEUE_NAME, actor_name=POOLS_MOVED_ACTOR, args=args, kwargs={}, options={}
+    )
+
+
+def expire_message(order_id: str) -> dramatiq.Message[None]:
+    return dramatiq.Message(
+        queue_name=TRIGGER_QUEUE_NAME, actor_name=EXPIRE_ACTOR, args=(order_id,), kwargs={}, options={}
+    )
 
 
 class OrderQueue(Protocol):
@@ -42,6 +61,12 @@ class OrderQueue(Protocol):
 
     async def enqueue_async(self, order_id: str, delay_ms: int = 0) -> None:
         """The same, without blocking the event loop."""
+
+    async def pools_moved_async(self, pool_ids: Sequence[str] | None) -> None:
+        """Tells the trigger engine these pools moved (committed); None: look at every pool."""
+
+    async def expire_async(self, order_id: str, delay_ms: int) -> None:
+        """Asks for the order's expiry to be applied after `delay_ms` (a delayed message: nothing sleeps)."""
 
     def close(self) -> None: ...
 
@@ -64,6 +89,18 @@ class BrokerQueue:
     async def enqueue_async(self, order_id: str, delay_ms: int = 0) -> None:
         # In the caller's context (as asyncio.to_thread does): middleware reads the current trace from it.
         send = functools.partial(contextvars.copy_context().run, self.enqueue, order_id, delay_ms)
+        await asyncio.get_running_loop().run_in_executor(self._executor, send)
+
+    async def pools_moved_async(self, pool_ids: Sequence[str] | None) -> None:
+        await self._send_async(pools_moved_message(pool_ids), 0)
+
+    async def expire_async(self, order_id: str, delay_ms: int) -> None:
+        await self._send_async(expire_message(order_id), delay_ms)
+
+    async def _send_async(self, message: dramatiq.Message[None], delay_ms: int) -> None:
+        def send() -> None:
+            self._broker.enqueue(message, delay=delay_ms if delay_ms > 0 else None)
+
         await asyncio.get_running_loop().run_in_executor(self._executor, send)
 
     def close(self) -> None:

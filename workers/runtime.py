@@ -9,6 +9,7 @@ one store pool, one async Redis client, one event path (`events`: metrics and tr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import dramatiq
 import redis.asyncio as aioredis
@@ -17,7 +18,9 @@ from workers.broker import broker_kind, broker_url, build_broker
 from workers.chain import ChainProfile
 from workers.config import Settings
 from workers.events import EventSink
-from workers.market import genesis_pools
+from workers.market import Pool, Token, genesis_pools
+from workers.market.launch import launch_pool
+from workers.market.tokens import register_token
 from workers.publisher import EventPublisher
 from workers.queue import BrokerQueue, OrderQueue
 from workers.redis_client import async_redis
@@ -51,6 +54,9 @@ class Engine:
         redis = async_redis(settings.redis_url, socket_timeout=redis_timeout_s)
         events = EventSink(EventPublisher(redis))
         store = await OrderStore.open(settings.database_url, max_size=pool_size, sink=events)
+        queue = BrokerQueue(sender, broker_name=broker_kind(broker_url(settings)))
+        # Every committed pool move becomes one "pools moved" message for the trigger engine (workers/triggers.py).
+        events.on_pools_moved(queue.pools_moved_async)
         return cls(
             settings=settings,
             store=store,
@@ -62,7 +68,7 @@ class Engine:
                 failure_rate=settings.market_failure_rate,
                 seed=settings.market_seed,
             ),
-            queue=BrokerQueue(sender, broker_name=broker_kind(broker_url(settings))),
+            queue=queue,
             chain=ChainProfile.for_latency(settings.market_latency),
             _own_broker=sender if broker is None else None,
         )
@@ -141,6 +147,8 @@ async def list_pools(settings: Settings) -> list[str]:
     assert settings.database_url
     store = await OrderStore.open(settings.database_url, min_size=1, max_size=1)
     try:
+        for token in await store.load_tokens():
+            register_token(token)
         pools = await store.load_pools()
     finally:
         await store.close()
@@ -154,3 +162,25 @@ async def list_pools(settings: Settings) -> list[str]:
             f"{pool.id:<28} {pool.dex:<8} {pair:<14} {float(pool.spot_price(pool.token_x)):>18.8g}  {reserves}"
         )
     return lines
+
+
+async def launch_token(settings: Settings, token: Token, paired: Token, price: Decimal, liquidity: Decimal) -> Pool:
+    """Lists `token` with a Raydium CPMM pool against `paired`; the trigger engine hears of it at once when Redis
+    is reachable (REDIS_URL), else at its reconciler's next sweep."""
+    pool = launch_pool(token, paired, price, liquidity)
+    assert settings.database_url
+    if settings.redis_url:
+        engine = await Engine.open(settings, pool_size=2)
+        try:
+            launched = await engine.store.launch(token, pool)
+        finally:
+            await engine.close()
+    else:
+        store = await OrderStore.open(settings.database_url, min_size=1, max_size=1)
+        try:
+            launched = await store.launch(token, pool)
+        finally:
+            await store.close()
+    if not launched:
+        raise ValueError(f"{token.symbol} ({token.mint}) is listed already")
+    return pool

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -32,6 +33,7 @@ from workers.domain import (
 from workers.events import EventSink
 from workers.market.codec import pool_from_json
 from workers.market.pool import Pool
+from workers.market.tokens import Token
 from workers.models import EventDetails, NewOrder, Order, OrderEvent
 
 
@@ -44,6 +46,17 @@ class OrderNotFound(LookupError):
 
     def __init__(self, order_id: str) -> None:
         super().__init__(f"order {order_id} not found")
+
+
+class NotCancellable(Exception):
+    """The order has started executing or is final: a cancel cannot undo it."""
+
+    def __init__(self, order_id: str, status: OrderStatus) -> None:
+        super().__init__(
+            f"order {order_id} is {status.value}: only a pending or open order can be cancelled"
+            + ("" if status.is_final else " (this one has started executing)")
+        )
+        self.status = status
 
 
 class IdempotencyConflict(Exception):
@@ -76,7 +89,7 @@ DRIFT_LOCK_KEY = 0x0D21F7
 _ORDER_COLUMNS = (
     "id, owner_id, order_type, token_in, token_out, amount_in, slippage_bps, status, attempt, last_seq, "
     "created_at, updated_at, idempotency_key, dex, route, tx_signature, executed_price, amount_out, error, "
-    "max_price_impact_bps"
+    "max_price_impact_bps, limit_price, expires_at"
 )
 
 # The event row, and the order's type and creation time for the sink's observers (metrics: pending -> terminal).
@@ -99,12 +112,16 @@ WITH moved AS (
         executed_price = COALESCE(%(executed_price)s, executed_price),
         amount_out = COALESCE(%(amount_out)s, amount_out), error = COALESCE(%(error)s, error)
     WHERE id = %(id)s AND %(moves)s::jsonb ? status AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s)
+      AND (%(owner)s::text IS NULL OR owner_id = %(owner)s)
+      AND (NOT %(live)s OR expires_at IS NULL OR expires_at > clock_timestamp())
+      AND (NOT %(due)s OR expires_at IS NULL OR expires_at <= clock_timestamp())
     RETURNING id, last_seq, status, attempt, order_type, created_at
 )"""
     + _EVENT_INSERT
 )
 
-_START_RETRY = (
+# A new attempt: RETRY starts it at routing, REOPEN sends the order back to wait for its price.
+_NEXT_ATTEMPT = (
     """
 WITH moved AS (
     UPDATE orders SET
@@ -139,6 +156,8 @@ def _order(row: Sequence[Any]) -> Order:
         amount_out=row[17],
         error=OrderError.from_json(row[18]) if row[18] else None,
         max_price_impact_bps=row[19],
+        limit_price=row[20],
+        expires_at=row[21],
     )
 
 
@@ -224,8 +243,9 @@ class OrderStore:
                 f"""
                 WITH o AS (
                     INSERT INTO orders (id, owner_id, idempotency_key, fingerprint, order_type, token_in, token_out,
-                                        amount_in, slippage_bps, status, max_price_impact_bps)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                        amount_in, slippage_bps, status, max_price_impact_bps, limit_price,
+                                        expires_at, trigger_in, trigger_out, trigger_price)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                     ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                     RETURNING {_ORDER_COLUMNS}
                 ), e AS (
@@ -247,6 +267,11 @@ class OrderStore:
                     new.slippage_bps,
                     INITIAL_STATUS.value,
                     new.max_price_impact_bps,
+                    new.limit_price,
+                    new.expires_at,
+                    new.trigger_in,
+                    new.trigger_out,
+                    (new.limit_price or 0) if new.trigger_out is not None else None,
                 ),
             )
             row = await cur.fetchone()
@@ -333,13 +358,16 @@ class OrderStore:
         attempt: int | None = None,
         route: dict[str, Any] | None = None,
         amount_out: int | None = None,
+        owner_id: str | None = None,
     ) -> OrderEvent | None:
         """Applies `event` if the lifecycle allows it from where the order is; None when it does not.
 
-        `attempt`, when given, must be the order's attempt (a stale message of an earlier attempt moves nothing).
+        `attempt`, when given, must be the order's attempt (a stale message of an earlier attempt moves nothing);
+        `owner_id`, when given, must own the order. A TRIGGER applies only before the order's expiry and an
+        EXPIRE only after it, so a late trigger and an early expiry message both move nothing.
         """
         async with self._conn() as conn:
-            stored = await self._transition(conn, order_id, event, details, attempt, route, amount_out)
+            stored = await self._transition(conn, order_id, event, details, attempt, route, amount_out, owner_id)
         return await self._committed(stored)
 
     @staticmethod
@@ -351,11 +379,15 @@ class OrderStore:
         attempt: int | None,
         route: dict[str, Any] | None,
         amount_out: int | None,
+        owner_id: str | None = None,
     ) -> OrderEvent | None:
         params = {
             "id": _uuid(order_id),
             "moves": _MOVES[event],
             "attempt": attempt,
+            "owner": owner_id,
+            "live": event is LifecycleEvent.TRIGGER,
+            "due": event is LifecycleEvent.EXPIRE,
             "dex": details.dex,
             "route": Jsonb(route) if route is not None else None,
             "tx_signature": details.tx_signature,
@@ -368,16 +400,37 @@ class OrderStore:
         row = await cur.fetchone()
         return _written_event(row, details) if row else None
 
+    async def cancel(self, order_id: str, owner_id: str) -> Order:
+        """The owner's cancel: the guarded `cancel` move, then the order as it stands. A cancelled order comes back
+        unchanged; one that started executing or is final raises NotCancellable; another owner's, OrderNotFound."""
+        moved = await self.transition(order_id, LifecycleEvent.CANCEL, owner_id=owner_id)
+        order = await self.get_order(order_id, owner_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        if moved is None and order.status is not OrderStatus.CANCELLED:
+            raise NotCancellable(order_id, order.status)
+        return order
+
     async def start_retry(self, order_id: str, failed_attempt: int, error: OrderError) -> OrderEvent | None:
         """Begins attempt `failed_attempt + 1` at `routing`; its event carries the error that caused it."""
+        return await self._next_attempt(order_id, failed_attempt, error, LifecycleEvent.RETRY)
+
+    async def reopen(self, order_id: str, attempt: int, error: OrderError) -> OrderEvent | None:
+        """Sends a resting order whose attempt missed its limit back to `open`; the next firing is a new attempt
+        (its own transaction signature), and the event carries why."""
+        return await self._next_attempt(order_id, attempt, error, LifecycleEvent.REOPEN)
+
+    async def _next_attempt(
+        self, order_id: str, failed_attempt: int, error: OrderError, event: LifecycleEvent
+    ) -> OrderEvent | None:
         details = EventDetails(error=error)
         async with self._conn() as conn:
             cur = await conn.execute(
-                _START_RETRY,
+                _NEXT_ATTEMPT,
                 {
                     "id": _uuid(order_id),
                     "attempt": failed_attempt,
-                    "moves": _MOVES[LifecycleEvent.RETRY],
+                    "moves": _MOVES[event],
                     "error": Jsonb(error.to_json()),
                     "payload": Jsonb(details.to_json()),
                 },
@@ -407,7 +460,7 @@ class OrderStore:
                 UPDATE orders SET nudged_at = clock_timestamp()
                 WHERE id IN (
                     SELECT id FROM orders
-                    WHERE status = ANY(%(active)s)
+                    WHERE status = ANY(%(active)s) AND status <> %(open)s
                       AND updated_at < clock_timestamp() - make_interval(secs => %(idle)s)
                       AND (nudged_at IS NULL OR nudged_at < clock_timestamp() - make_interval(secs => %(idle)s))
                     ORDER BY updated_at LIMIT %(limit)s
@@ -415,9 +468,50 @@ class OrderStore:
                 )
                 RETURNING id
                 """,
-                {"active": [s.value for s in NON_FINAL_STATUSES], "idle": idle_seconds, "limit": limit},
+                {
+                    "active": [s.value for s in NON_FINAL_STATUSES],
+                    "open": OrderStatus.OPEN.value,
+                    "idle": idle_seconds,
+                    "limit": limit,
+                },
             )
             return [str(r[0]) for r in await cur.fetchall()]
+
+    # -- resting orders ---------------------------------------------------------------------------------------
+
+    async def overdue_open(self, limit: int = 500) -> list[str]:
+        """Open orders past their expiry: what a lost expiry message left behind (resting orders are idle by
+        design, so `stale_orders` leaves them out)."""
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "SELECT id FROM orders WHERE status = %s AND expires_at IS NOT NULL "
+                "AND expires_at <= clock_timestamp() ORDER BY expires_at LIMIT %s",
+                (OrderStatus.OPEN.value, limit),
+            )
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    async def reachable_candidates(
+        self, bounds: Sequence[tuple[str, str, Decimal]], limit: int = 10_000
+    ) -> list[Order]:
+        """Open orders whose trigger price is at or below their direction's bound (the best price any path of
+        the pools offers now): one index range scan per direction (`orders_open_trigger`), one round trip.
+        The caller still checks each for its whole amount."""
+        if not bounds:
+            return []
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                f"""
+                SELECT {", ".join("o." + c.strip() for c in _ORDER_COLUMNS.split(","))}
+                FROM unnest(%s::text[], %s::text[], %s::numeric[]) AS d(tin, tout, bound)
+                CROSS JOIN LATERAL (
+                    SELECT * FROM orders
+                    WHERE status = 'open' AND trigger_in = d.tin AND trigger_out = d.tout AND trigger_price <= d.bound
+                    ORDER BY trigger_price LIMIT %s
+                ) o
+                """,
+                ([b[0] for b in bounds], [b[1] for b in bounds], [b[2] for b in bounds], limit),
+            )
+            return [_order(r) for r in await cur.fetchall()]
 
     # -- the mock market and chain ----------------------------------------------------------------------------
 
@@ -432,6 +526,31 @@ class OrderStore:
                 )
                 created += cur.rowcount
             return created
+
+    async def launch(self, token: Token, pool: Pool) -> bool:
+        """Lists `token` and opens its pool in one transaction, then tells the trigger engine (snipers wait on it).
+        False, changing nothing, when the token or the pool exists already."""
+        async with self._conn() as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO tokens (mint, symbol, decimals) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (token.mint, token.symbol, token.decimals),
+            )
+            if cur.rowcount != 1:
+                return False
+            cur = await conn.execute(
+                "INSERT INTO pools (id, dex, state) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (pool.id, pool.dex, Jsonb(pool.to_json())),
+            )
+            if cur.rowcount != 1:
+                raise StoreUnavailable(f"pool {pool.id} exists already")  # rolls the token back too
+        await self._sink.pools_moved([pool.id])
+        return True
+
+    async def load_tokens(self) -> list[Token]:
+        """The tokens listed after genesis."""
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT symbol, mint, decimals FROM tokens ORDER BY listed_at")
+            return [Token(r[0], r[1], r[2]) for r in await cur.fetchall()]
 
     async def market_seed(self) -> tuple[bool, int | None]:
         """(whether the store has a market on record, the MARKET_SEED that made it: None if not known)."""
@@ -552,7 +671,10 @@ class OrderStore:
             confirmed = await self._transition(
                 conn, order_id, LifecycleEvent.CONFIRM, details, attempt, None, outcome.amount_out
             )
-        return await self._committed(confirmed)
+        await self._committed(confirmed)
+        if confirmed is not None:
+            await self._sink.pools_moved(sorted(outcome.pools_after))
+        return confirmed
 
     async def drift_pool(
         self,
@@ -570,6 +692,18 @@ class OrderStore:
         the pool changed at or after `unchanged_since` (a drift or a settlement already moved it this interval:
         with every worker picking the same pool for an interval, that is what makes the drift happen once).
         """
+        after = await self._drift_pool(pool_id, apply, unchanged_since, lock_key)
+        if after is not None:
+            await self._sink.pools_moved([pool_id])
+        return after
+
+    async def _drift_pool(
+        self,
+        pool_id: str,
+        apply: Callable[[Pool, float], Pool],
+        unchanged_since: datetime | None,
+        lock_key: int,
+    ) -> Pool | None:
         async with self._conn() as conn, conn.transaction():
             cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (lock_key,))
             got = await cur.fetchone()

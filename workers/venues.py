@@ -8,6 +8,7 @@ message (`quote_wait_ms`, see `workers.pipeline`), so no thread waits on it; Get
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +26,7 @@ from workers.market import (
     best_route,
     venue_quotes_and_shortfalls,
 )
+from workers.market.tokens import register_token
 from workers.models import SkippedVenue
 from workers.store import OrderStore
 
@@ -47,11 +49,25 @@ class Venues:
         self._seed = seed
         self._pools: dict[str, Pool] = {}
         self._versions: dict[str, int] = {}
+        self._tokens_read_at = float("-inf")
+
+    async def learn_tokens(self, max_age_s: float = 0.0) -> None:
+        """Lists in this process the tokens launched since it last looked (at most every `max_age_s`)."""
+        now = time.monotonic()
+        if now - self._tokens_read_at < max_age_s:
+            return
+        for token in await self._store.load_tokens():
+            register_token(token)
+        self._tokens_read_at = now
 
     async def pools(self) -> dict[str, Pool]:
         """The pools as settled now: one cheap query for their versions, then only the changed ones are read."""
         versions = await self._store.pool_versions()
+        for gone in self._pools.keys() - versions.keys():  # a pool taken off the market trades no more
+            del self._pools[gone], self._versions[gone]
         stale = [pid for pid, v in versions.items() if self._versions.get(pid) != v]
+        if any(pid not in self._pools for pid in stale):
+            await self.learn_tokens()  # a new pool may be a launch: its token must be known to read it
         if stale:
             for pid, (pool, version) in (await self._store.load_pools_by_id(stale)).items():
                 self._pools[pid], self._versions[pid] = pool, version

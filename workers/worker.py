@@ -14,6 +14,7 @@ from workers.broker import build_broker
 from workers.config import Settings
 from workers.middleware import EngineLifecycle, OrderAttempts, Reconciler
 from workers.middleware.market_drift import MarketDrift
+from workers.middleware.market_launches import MarketLaunches
 from workers.middleware.metrics import STORE_GAUGES_INTERVAL_S, StoreGauges, WorkerMetrics
 from workers.readiness import notify_ready
 from workers.telemetry.otel import setup_tracing
@@ -47,6 +48,11 @@ def setup_broker(settings: Settings) -> dramatiq.Broker:
             *(
                 [MarketDrift(interval_seconds=settings.market_drift_seconds, seed=settings.market_seed)]
                 if settings.market_latency == "realistic" and settings.market_drift_seconds > 0
+                else []
+            ),
+            *(
+                [MarketLaunches(interval_seconds=settings.market_launch_seconds, seed=settings.market_seed)]
+                if settings.market_latency == "realistic" and settings.market_launch_seconds > 0
                 else []
             ),
         ],

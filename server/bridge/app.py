@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from client.async_client import AsyncOrderClient
 from client.options import ReconnectPolicy
-from server.bridge import http_api, live_metrics, openapi, sockets
+from server.bridge import grpc_web, http_api, live_metrics, openapi, sockets
 from server.bridge.credentials import ApiKeys
 from server.bridge.metrics import BridgeMetrics
 from server.bridge.tracing import BridgeTracing, trace_carriers
@@ -67,10 +67,12 @@ def create_app(
         WebSocketRoute("/api/orders/execute", sockets.execute_and_watch),
         Route("/api/orders", http_api.list_orders, methods=["GET"]),
         Route("/api/orders/{orderId}", http_api.get_order, methods=["GET"]),
+        Route("/api/orders/{orderId}/cancel", http_api.cancel_order, methods=["POST"]),
         Route("/api/quote", http_api.get_quote, methods=["GET"]),
         Route("/api/metrics", live_metrics.live_metrics, methods=["GET"]),
         WebSocketRoute("/ws/orders/{orderId}", sockets.watch_order),
         Route("/openapi.json", openapi.description, methods=["GET"]),
+        Route(grpc_web.PATH, grpc_web.call, methods=["POST"]),  # /orderengine.v1.OrderService/{method}
         WebSocketRoute("/{path:path}", sockets.no_such_socket),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page"),
     ]
@@ -82,7 +84,8 @@ def create_app(
             CORSMiddleware,
             allow_origins=cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["content-type", "authorization"],
+            allow_headers=["content-type", "authorization", *grpc_web.CORS_REQUEST_HEADERS],
+            expose_headers=grpc_web.CORS_EXPOSED_HEADERS,
             max_age=600,
         ),
         # Inside CORS, so a preflight (which carries no key) is answered before keys are asked for.

@@ -74,8 +74,15 @@ async def execute_order(request: Request) -> Response:
         order.slippage_bps,
         order.idempotency_key,
         max_price_impact_bps=order.max_price_impact_bps,
+        **order.execute_kwargs(),
     )
     return JSONResponse({"orderId": order_id})
+
+
+async def cancel_order(request: Request) -> Response:
+    """POST /api/orders/{orderId}/cancel -> the order as it is now (409 once it executes or is final)"""
+    order = await order_client(request).cancel(request.path_params["orderId"])
+    return JSONResponse(order_json(order))
 
 
 async def get_order(request: Request) -> Response:

@@ -10,6 +10,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -71,6 +72,16 @@ class OrderInput:
     slippage_bps: int = 0
     idempotency_key: str = ""
     max_price_impact_bps: int = 0
+    order_type: str | None = None
+    limit_price: str = ""
+    expires_at: datetime | None = None
+
+    def execute_kwargs(self) -> dict[str, Any]:
+        """The client's `execute` arguments for the order's type."""
+        return {"order_type": self.order_type, "limit_price": self.limit_price, "expires_at": self.expires_at}
+
+
+ORDER_TYPES = ("market", "limit", "sniper")
 
 
 def camel(name: str) -> str:
@@ -189,15 +200,48 @@ def _bps(value: Any, field: str) -> int:
     return bps
 
 
+def _order_type(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in ORDER_TYPES:
+        raise InputError(f"orderType must be one of {', '.join(ORDER_TYPES)}", "orderType")
+    return value.strip().lower()
+
+
+def rfc3339(value: Any, field: str) -> datetime | None:
+    """An RFC 3339 timestamp with its offset ("2026-01-01T12:00:00Z"); whether it is in the future is the
+    service's to judge."""
+    if value is None:
+        return None
+    problem = f"{field} must be an RFC 3339 timestamp with a time zone, such as 2026-01-01T12:00:00Z"
+    if not isinstance(value, str) or len(value) > 64:
+        raise InputError(problem, field)
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(problem, field) from None
+    if moment.tzinfo is None:
+        raise InputError(problem, field)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InputError(problem, field) from None
+
+
 def parse_order(obj: Any) -> OrderInput:
     """`{"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippageBps"?: 50, "idempotencyKey"?: "k",
-    "maxPriceImpactBps"?: 1000}`."""
+    "maxPriceImpactBps"?: 1000, "orderType"?: "market" | "limit" | "sniper", "limitPrice"?: "150.5",
+    "expiresAt"?: "2026-01-01T12:00:00Z"}`."""
     if not isinstance(obj, dict):
         raise InputError("the body must be a JSON object")
     key = obj.get("idempotencyKey")
     if key is not None and not isinstance(key, str):
         raise InputError("idempotencyKey must be a string", "idempotencyKey")
+    limit_price = obj.get("limitPrice")
     return OrderInput(
+        order_type=_order_type(obj.get("orderType")),
+        limit_price=amount_text(limit_price, "limitPrice") if limit_price is not None else "",
+        expires_at=rfc3339(obj.get("expiresAt"), "expiresAt"),
         token_in=_required_text(obj, "tokenIn"),
         token_out=_required_text(obj, "tokenOut"),
         amount=amount_text(obj.get("amount")),

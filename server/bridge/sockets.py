@@ -188,6 +188,7 @@ async def execute_and_watch(ws: WebSocket) -> None:
             order.slippage_bps,
             order.idempotency_key,
             max_price_impact_bps=order.max_price_impact_bps,
+            **order.execute_kwargs(),
         )
     except InputError as e:
         await _send_json(ws, e.body())

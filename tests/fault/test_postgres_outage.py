@@ -38,6 +38,7 @@ async def test_postgres_down_for_ten_seconds(fault_stores: Stores) -> None:
         in_flight = non_final(stack.database_url)
         pg.pause()
         down_at = time.monotonic()
+        assert in_flight >= ORDERS // 2, f"only {in_flight} orders in flight when PostgreSQL stopped"
         refused = 0
         answer_times: list[float] = []
         async with grpc.aio.insecure_channel(stack.grpc_target) as ch:
@@ -65,17 +66,18 @@ async def test_postgres_down_for_ten_seconds(fault_stores: Stores) -> None:
 
         watched = await watch_many(stack.grpc_target, [*order_ids, after], within=90)
         recovered_s = time.monotonic() - up_at
-        check = check_ledger(stack.database_url)
+        check = check_ledger(stack)
         assert_nothing_lost(check, ORDERS + 1)  # refused requests stored nothing
         assert check.confirmed == ORDERS + 1
         assert_each_event_once(watched)
         FIGURES["PostgreSQL down 10 s"] = {
-            "orders in flight": in_flight,
+            "orders in flight just before the stop": in_flight,
             "requests refused UNAVAILABLE": refused,
             "slowest refusal (s)": round(max(answer_times), 2),
             "half-written orders": check.orders - ORDERS - 1,
             "lost": check.non_final,
             "first order accepted after restart (s)": round(first_ok_s, 2),
+            "replayed from genesis = stored pools": check.replayed,
             "all final after restart (s)": round(recovered_s, 1),
         }
     finally:

@@ -19,8 +19,10 @@ from tests.fault.tools import (
     assert_nothing_lost,
     check_ledger,
     execute_when_available,
+    final_after,
     non_final,
     place_orders,
+    reconciled,
     start_fault_stack,
     watch_many,
 )
@@ -36,22 +38,26 @@ async def test_redis_restarted_empty_mid_run(fault_stores: Stores) -> None:
     try:
         order_ids = await place_orders(stack.grpc_target, ORDERS)
         in_flight = non_final(stack.database_url)
-
-        lost_at = time.monotonic()
         fault_stores.redis_server.restart_empty()
+        lost_at = time.monotonic()
+        assert in_flight >= ORDERS // 2, f"only {in_flight} orders in flight when Redis lost its data"
 
         watched = await watch_many(stack.grpc_target, order_ids, within=90)
         recovered_s = time.monotonic() - lost_at
-        check = check_ledger(stack.database_url)
+        check = check_ledger(stack)
         assert_nothing_lost(check, ORDERS)
         assert check.confirmed == ORDERS
         assert_each_event_once(watched)
+        # The queue's messages are gone with Redis's data: only the reconciler can have brought these back.
+        nudged = reconciled(stack.database_url)
+        assert nudged > 0
         FIGURES["Redis data lost"] = {
             "orders": ORDERS,
-            "in flight at loss": in_flight,
+            "in flight just before the loss": in_flight,
             "confirmed": check.confirmed,
             "lost": check.non_final,
-            "settled twice": check.double_settled,
+            "re-driven by the reconciler": nudged,
+            "replayed from genesis = stored pools": check.replayed,
             "all final after loss (s)": round(recovered_s, 1),
         }
     finally:
@@ -68,8 +74,12 @@ async def test_redis_down_refuses_new_orders_then_recovers(fault_stores: Stores)
         watching = asyncio.create_task(watch_many(stack.grpc_target, order_ids, within=90, on_event=seen))
         await seen.reached(50)
 
+        in_flight = non_final(stack.database_url)
         redis.kill()
+        killed_wall = time.time()
+        assert in_flight >= 25, f"only {in_flight} orders in flight when Redis went down"
         before = count_rows(stack.database_url, "orders")
+        refused = 0
         slowest = 0.0
         async with grpc.aio.insecure_channel(stack.grpc_target) as ch:
             stub = pb_grpc.OrderServiceStub(ch)
@@ -80,23 +90,35 @@ async def test_redis_down_refuses_new_orders_then_recovers(fault_stores: Stores)
                 slowest = max(slowest, time.monotonic() - t0)
                 assert err.value.code() == grpc.StatusCode.UNAVAILABLE
                 assert "Redis" in (err.value.details() or "")
+                refused += 1
+        half_written = count_rows(stack.database_url, "orders") - before
         assert count_rows(stack.database_url, "orders") == before  # nothing half-written
 
         redis.revive()
         up_at = time.monotonic()
         async with grpc.aio.insecure_channel(stack.grpc_target) as ch:
             after = await execute_when_available(pb_grpc.OrderServiceStub(ch), within=30)
-        watched = [*await watching, *await watch_many(stack.grpc_target, [after], within=60)]
+        streams = await watching
+        # The server's subscription dropped with Redis: every stream still open then must have resumed.
+        streaming = final_after(streams, killed_wall)
+        assert streaming, "no stream was open when Redis went down"
+        not_resumed = [w.order_id for w in streaming if not w.reconnects]
+        assert not not_resumed, f"streams open when Redis went down that never resumed: {not_resumed}"
+        watched = [*streams, *await watch_many(stack.grpc_target, [after], within=60)]
+        all_final_s = time.monotonic() - up_at
         assert_each_event_once(watched)
-        check = check_ledger(stack.database_url)
+        check = check_ledger(stack)
         assert_nothing_lost(check, 51)
         FIGURES["Redis down"] = {
-            "requests refused UNAVAILABLE": 5,
+            "orders in flight when Redis went down": in_flight,
+            "streams open then": len(streaming),
+            "of those resumed": len(streaming) - len(not_resumed),
+            "requests refused UNAVAILABLE": refused,
             "slowest refusal (s)": round(slowest, 2),
-            "half-written orders": 0,
-            "watchers that resumed": sum(1 for w in watched if w.reconnects),
+            "half-written orders": half_written,
             "lost": check.non_final,
-            "all final after Redis returned (s)": round(time.monotonic() - up_at, 1),
+            "replayed from genesis = stored pools": check.replayed,
+            "all final after Redis returned (s)": round(all_final_s, 1),
         }
     finally:
         stack.stop()

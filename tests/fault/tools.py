@@ -13,6 +13,7 @@ import psycopg
 
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from tests.replay import ExactlyOnce, assert_exactly_once
 from tests.stack import Stack, Stores
 
 # Figures each fault test measured, printed at the end of the run (see tests/conftest.py) for RELIABILITY.md.
@@ -27,6 +28,8 @@ FAULT_ENV = {
     "BROKER_HEARTBEAT_TIMEOUT_MS": "5000",
     "RECONCILE_IDLE_SECONDS": "8",
     "RECONCILE_INTERVAL_SECONDS": "1",
+    # Pools move only by settlement, so the replay from genesis must equal the stored market exactly.
+    "MARKET_DRIFT_SECONDS": "0",
 }
 
 
@@ -128,6 +131,14 @@ def non_final(database_url: str) -> int:
         return int(row[0])
 
 
+def reconciled(database_url: str) -> int:
+    """Orders the reconciler re-drove (it stamps `nudged_at` on each one it claims)."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM orders WHERE nudged_at IS NOT NULL").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
 @dataclass
 class LedgerCheck:
     orders: int
@@ -139,10 +150,23 @@ class LedgerCheck:
     double_settled: int
     settled_but_not_confirmed: int
     orders_without_pending: int
+    exactly_once: ExactlyOnce | None  # None: called with a bare database URL, whose market seed is unknown
+
+    @property
+    def replayed(self) -> int:
+        """Confirmed orders replayed from genesis to the stored pools (only for a check given the Stack)."""
+        assert self.exactly_once is not None, "no replay: check_ledger was given a URL, not the Stack"
+        return self.exactly_once.replayed
 
 
-def check_ledger(database_url: str) -> LedgerCheck:
-    """Every order final, every history gap-free from 1, one settlement per confirmed order and none otherwise."""
+def check_ledger(stack: Stack | str) -> LedgerCheck:
+    """Every order final, every history gap-free from 1, one settlement per confirmed order and none otherwise, and
+    the market replayed from genesis equal to the stored one (tests/replay.py)."""
+    if isinstance(stack, str):
+        database_url, exactly_once = stack, None
+    else:
+        database_url = stack.database_url
+        exactly_once = assert_exactly_once(database_url, int(stack.env["MARKET_SEED"]))
     with psycopg.connect(database_url) as conn:
 
         def one(sql: str) -> int:
@@ -170,6 +194,7 @@ def check_ledger(database_url: str) -> LedgerCheck:
                 "SELECT count(*) FROM orders o WHERE NOT EXISTS "
                 "(SELECT 1 FROM order_events e WHERE e.order_id = o.id AND e.seq = 1 AND e.status = 'pending')"
             ),
+            exactly_once=exactly_once,
         )
 
 
@@ -180,6 +205,36 @@ def assert_nothing_lost(check: LedgerCheck, accepted: int) -> None:
     assert check.double_settled == 0 and check.settled_but_not_confirmed == 0, check
     assert check.settlements == check.confirmed, check
     assert check.orders_without_pending == 0, check
+    assert check.exactly_once is None or check.exactly_once.replayed == check.confirmed, check
+
+
+def last_seqs(database_url: str) -> dict[str, int]:
+    with psycopg.connect(database_url) as conn:
+        return {str(r[0]): int(r[1]) for r in conn.execute("SELECT id, last_seq FROM orders")}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the watchers saw against what PostgreSQL stored, counted before anything is asserted."""
+
+    events: int
+    missed: int  # stored events a watcher never saw
+    duplicated: int  # events a watcher saw more than once
+
+
+def delivery(watched: list[Watched], database_url: str) -> Delivery:
+    stored = last_seqs(database_url)
+    missed = duplicated = 0
+    for w in watched:
+        seqs = [e.seq for e in w.events]
+        missed += len(set(range(1, stored[w.order_id] + 1)) - set(seqs))
+        duplicated += len(seqs) - len(set(seqs))
+    return Delivery(sum(len(w.events) for w in watched), missed, duplicated)
+
+
+def final_after(watched: list[Watched], wall_time: float) -> list[Watched]:
+    """Watchers whose terminal event was stored after `wall_time` (time.time()): still streaming at that moment."""
+    return [w for w in watched if w.events[-1].time.ToNanoseconds() > wall_time * 1e9]
 
 
 def assert_each_event_once(watched: list[Watched]) -> None:

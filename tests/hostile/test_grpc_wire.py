@@ -6,6 +6,7 @@ Only client codes come back, nothing is stored for a refusal, the server keeps s
 
 from __future__ import annotations
 
+import time
 from typing import cast
 
 import grpc
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,7 +72,18 @@ def valid_requests(sync_stub: pb_grpc.OrderServiceStub, final_orders: list[str])
                 idempotency_key="k",
                 order_type=pb.ORDER_TYPE_MARKET,
             ),
+            # A limit far above the market (it rests, never fires) with an expiry: fields 7 and 8 get mutated too.
+            pb.ExecuteOrderRequest(
+                token_in="SOL",
+                token_out="USDC",
+                amount="0.001",
+                order_type=pb.ORDER_TYPE_LIMIT,
+                limit_price="1000000",
+                expires_at=Timestamp(seconds=int(time.time()) + 3600),
+            ),
         ],
+        # Final orders: every cancel is refused (FAILED_PRECONDITION), so the fuzzer changes nothing it judges.
+        "CancelOrder": [pb.CancelOrderRequest(order_id=i) for i in final_orders],
         "WatchOrder": [pb.WatchOrderRequest(order_id=i, from_seq=n) for i in final_orders for n in (0, 2)],
         "GetOrder": [pb.GetOrderRequest(order_id=i) for i in final_orders],
         "ListOrders": [

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from orderengine.v1 import order_service_pb2 as pb
 from tests.helpers import count_rows, execute, watch_all
 from tests.stack import Stack
 
 GOOD = {"token_in": "SOL", "token_out": "USDC", "amount": "1"}
+LIMIT = {"order_type": pb.ORDER_TYPE_LIMIT, "limit_price": "150"}
+# A valid mint address that no token of the market has (yet).
+NEW_MINT = "6p6xgHyF7AeE6TZkSmFsko444wqoP15icUSqi2jfGiPN"
+SNIPE = {"order_type": pb.ORDER_TYPE_SNIPER, "token_out": NEW_MINT}
 
 BAD_ORDERS = [
     ({"amount": ""}, "amount", "required"),
@@ -38,7 +44,27 @@ BAD_ORDERS = [
     ({"slippage_bps": 5001}, "slippage_bps", "at most 5000"),
     ({"max_price_impact_bps": 10_001}, "max_price_impact_bps", "at most 10000"),
     ({"idempotency_key": "k" * 129}, "idempotency_key", "at most 128"),
-    ({"order_type": pb.ORDER_TYPE_LIMIT}, "order_type", "market"),
+    ({"order_type": 99}, "order_type", "accepted"),
+    # Limit and sniper orders (issue 10): every new field, each way it can be wrong.
+    ({"order_type": pb.ORDER_TYPE_LIMIT}, "limit_price", "required for a limit order"),
+    (LIMIT | {"limit_price": "0"}, "limit_price", "greater than zero"),
+    (LIMIT | {"limit_price": "0.000"}, "limit_price", "greater than zero"),
+    (LIMIT | {"limit_price": "-150"}, "limit_price", "greater than zero"),
+    (LIMIT | {"limit_price": "1." + "1" * 19}, "limit_price", "too many decimal places"),
+    (LIMIT | {"limit_price": "1e3"}, "limit_price", "decimal number"),
+    (LIMIT | {"limit_price": "NaN"}, "limit_price", "decimal number"),
+    (LIMIT | {"limit_price": "9" * 21}, "limit_price", "too large"),
+    (LIMIT | {"expires_at": Timestamp(seconds=int(time.time()) - 60)}, "expires_at", "in the future"),
+    (LIMIT | {"expires_at": Timestamp(seconds=int(time.time()) + 400 * 86400)}, "expires_at", "at most 365 days"),
+    ({"limit_price": "150"}, "limit_price", "limit and sniper orders only"),
+    ({"expires_at": Timestamp(seconds=int(time.time()) + 60)}, "expires_at", "limit and sniper orders only"),
+    ({"order_type": pb.ORDER_TYPE_SNIPER, "token_out": "NotAMint!"}, "token_out", "mint address"),
+    ({"order_type": pb.ORDER_TYPE_SNIPER, "token_out": "0OIl" * 8}, "token_out", "mint address"),
+    ({"order_type": pb.ORDER_TYPE_SNIPER, "token_out": "1" * 12}, "token_out", "mint address"),
+    ({"order_type": pb.ORDER_TYPE_SNIPER, "token_out": ""}, "token_out", "mint address"),
+    ({"order_type": pb.ORDER_TYPE_SNIPER, "token_in": "DOGE", "token_out": NEW_MINT}, "token_in", "unknown token"),
+    (SNIPE | {"limit_price": "-1"}, "limit_price", "greater than zero"),
+    (SNIPE | {"expires_at": Timestamp(seconds=1)}, "expires_at", "in the future"),
 ]
 
 

@@ -7,6 +7,7 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -379,3 +380,70 @@ async def test_socket_closes_1013_when_the_service_stays_down() -> None:
         assert reason is not None and "unavailable" in reason
     finally:
         b.stop()
+
+
+# -- limit orders and cancel (issue 10) ------------------------------------------------------------------------------
+
+
+def test_a_limit_order_through_the_bridge_rests_shows_its_fields_and_cancels(bridge: BridgeThread) -> None:
+    order_id = place(bridge, orderType="limit", limitPrice=1000000.5, expiresAt=_in_an_hour())
+    cancelled = post_json(f"{bridge.http}/api/orders/{order_id}/cancel", {})
+    assert cancelled.status == 200, cancelled.body
+    body = cancelled.json()
+    assert (body["status"], body["orderType"], body["limitPrice"]) == ("cancelled", "limit", "1000000.5")
+    assert body["expiresAt"].endswith("Z")
+    again = post_json(f"{bridge.http}/api/orders/{order_id}/cancel", {})
+    assert again.status == 200 and again.json() == body
+
+
+async def test_the_socket_shows_open_and_cancelled(bridge: BridgeThread) -> None:
+    order_id = place(bridge, orderType="limit", limitPrice="1000000")
+    async with websockets.connect(f"{bridge.ws}/ws/orders/{order_id}", open_timeout=WS_TIMEOUT) as ws:
+        async with asyncio.timeout(WS_TIMEOUT):
+            seen = [json.loads(await ws.recv())["status"] for _ in range(2)]
+        assert seen == ["pending", "open"]
+        assert post_json(f"{bridge.http}/api/orders/{order_id}/cancel", {}).status == 200
+        messages, code, _ = await receive_all(ws)
+    assert [m["status"] for m in messages] == ["cancelled"] and code == 1000
+
+
+async def test_cancel_of_a_final_order_is_409_naming_its_status_and_unknown_is_404(
+    bridge: BridgeThread, grpc_client: AsyncOrderClient
+) -> None:
+    order_id = place(bridge)
+    async with asyncio.timeout(WS_TIMEOUT):
+        events = [e async for e in grpc_client.watch(order_id)]  # ends after the terminal event
+    status = event_json(events[-1])["status"]
+    refused = post_json(f"{bridge.http}/api/orders/{order_id}/cancel", {})
+    assert refused.status == 409 and status in refused.json()["error"]
+    assert refused.json()["code"] == "FAILED_PRECONDITION"
+    assert post_json(f"{bridge.http}/api/orders/{uuid.uuid4()}/cancel", {}).status == 404
+    assert post_json(f"{bridge.http}/api/orders/nope/cancel", {}).status == 400
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"orderType": "stop"}, "orderType"),
+        ({"orderType": 2}, "orderType"),
+        ({"orderType": "limit"}, "limitPrice"),
+        ({"orderType": "limit", "limitPrice": "0"}, "limitPrice"),
+        ({"orderType": "limit", "limitPrice": "-5"}, "limitPrice"),
+        ({"orderType": "limit", "limitPrice": "abc"}, "limitPrice"),
+        ({"orderType": "limit", "limitPrice": 150, "expiresAt": "tomorrow"}, "expiresAt"),
+        ({"orderType": "limit", "limitPrice": 150, "expiresAt": "2020-01-01T00:00:00"}, "expiresAt"),
+        ({"orderType": "limit", "limitPrice": 150, "expiresAt": "2020-01-01T00:00:00Z"}, "expiresAt"),
+        ({"limitPrice": 150}, "limitPrice"),
+        ({"orderType": "sniper", "tokenOut": "not-a-mint"}, "tokenOut"),
+    ],
+)
+def test_bad_limit_and_sniper_fields_are_400_naming_the_field(bridge: BridgeThread, override, field) -> None:
+    result = post_json(
+        f"{bridge.http}/api/orders/execute", {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1} | override
+    )
+    assert result.status == 400, result.body
+    assert result.json()["field"] == field, result.json()
+
+
+def _in_an_hour() -> str:
+    return (datetime.now(UTC) + timedelta(hours=1)).isoformat().replace("+00:00", "Z")

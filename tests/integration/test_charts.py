@@ -17,8 +17,9 @@ from playwright.async_api import Browser, async_playwright
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from tests.helpers import execute
 from tests.integration.bridge_harness import ahttp
+from tests.integration.browser import CHROMIUM_ARGS, need_chromium
 from tests.integration.observed_stack import Observed, start_observed
-from tests.integration.test_page import CHROMIUM, CHROMIUM_ARGS, STAGE_TIMEOUT_MS, _need_chromium
+from tests.integration.test_page import STAGE_TIMEOUT_MS
 from tests.stack import Stores
 
 CHARTS = ("throughput", "latency", "stages", "failures", "prices")
@@ -33,9 +34,9 @@ def observed(stores: Stores) -> Iterator[Observed]:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    _need_chromium()
+    executable = need_chromium()
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield b
         await b.close()
 

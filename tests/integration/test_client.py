@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -108,10 +109,10 @@ def test_unreachable_service_is_one_clear_error() -> None:
             c.execute("SOL", "USDC", "1")
         assert down.value.code == grpc.StatusCode.UNAVAILABLE and down.value.is_connection_failure
         assert str(down.value) == f"cannot reach {target} (UNAVAILABLE)"
-        started = time.monotonic()
-        with pytest.raises(OrderServiceError):
-            list(c.watch(str(uuid.uuid4())))  # retried with backoff, then given up
-        assert time.monotonic() - started < 5
+        # Retried with backoff, then given up: the call ends by itself (the guard only keeps a regression from
+        # hanging the suite; how long giving up takes is not the claim).
+        with ThreadPoolExecutor(1) as pool, pytest.raises(OrderServiceError):
+            pool.submit(lambda: list(c.watch(str(uuid.uuid4())))).result(timeout=60)
 
 
 # -- asyncio -----------------------------------------------------------------------------------------------------

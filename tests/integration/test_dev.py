@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -59,28 +60,31 @@ def dev_env(data: Path, grpc_port: int, http_port: int) -> dict[str, str]:
 
 
 def read_until(proc: subprocess.Popen[str], text: str, output: list[str], within: float = 90) -> None:
-    """Reads the process's output until a line contains `text` (fails if it exits or time runs out).
+    """Reads the process's output lines until one contains `text` (fails if it exits or time runs out).
 
-    It reads the pipe itself (os.read), not through the buffered text stream: a `readline` may pull several lines
-    into Python's buffer at once, after which `select` sees an empty pipe and the lines already read are never
-    looked at (the banner, printed right after the bridge's last line, went unseen that way).
-    """
+    The lines are read on a thread: `select` on a buffered pipe misses lines already in Python's buffer (the banner
+    starts with an empty line, so its text arrived with that line and sat unseen behind a readline)."""
     assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    pending = ""
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+        lines.put("")  # end of output: the process exited
+
+    threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], deadline - time.monotonic())
-        if not ready:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
             break
-        chunk = os.read(fd, 65536)
-        if not chunk:
+        if not line:
             pytest.fail(f"orderengine dev exited ({proc.wait()}) before saying {text!r}:\n{''.join(output)}")
-        *lines, pending = (pending + chunk.decode(errors="replace")).split("\n")
-        for line in lines:
-            output.append(line + "\n")
-            if text in line:
-                return
+        output.append(line)
+        if text in line:
+            return
     pytest.fail(f"no {text!r} within {within} s:\n{''.join(output)}")
 
 

@@ -21,8 +21,9 @@ from psycopg.types.json import Jsonb
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from tests.helpers import LIFECYCLE, TERMINAL, assert_gap_free, execute, statuses, watch_all
+from tests.replay import pool_states, replay_settlements
 from tests.stack import Stack, Stores
-from workers.market import SOL, USDC, Pool, format_amount, genesis_pools, pool_from_json, route_from_json
+from workers.market import SOL, USDC, format_amount, genesis_pools, pool_from_json, route_from_json
 from workers.market import execute as execute_route
 from workers.middleware.market_drift import DriftPlan, drifted, plan_drift
 from workers.migrate import migrate
@@ -80,11 +81,6 @@ async def quote(stub: Stub, amount: str, token_in: str = "SOL", token_out: str =
 
 def venue_out(q: pb.GetQuoteResponse) -> dict[int, Decimal]:
     return {v.dex: Decimal(v.amount_out) for v in q.quotes}
-
-
-def pool_states(database_url: str) -> dict[str, dict[str, Any]]:
-    with psycopg.connect(database_url) as conn:
-        return {r[0]: r[1] for r in conn.execute("SELECT id, state FROM pools")}
 
 
 def event_of(events: list[pb.OrderEvent], status: int) -> pb.OrderEvent:
@@ -186,33 +182,6 @@ async def test_pair_without_a_pool_confirms_through_one_hop(market_stub: Stub) -
 # -- concurrent settlement == serial replay ----------------------------------------------------------------------
 
 
-def _replay(database_url: str) -> tuple[dict[str, Pool], list[str]]:
-    """Genesis, then every settled order's route re-executed in settlement order; checks each outcome on the way."""
-    pools = {p.id: p for p in genesis_pools(GENESIS_SEED)}
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT s.order_id, o.route, s.amount_out, s.legs, s.settled_at FROM settlements s "
-            "JOIN orders o ON o.id = s.order_id ORDER BY s.settled_at, s.order_id"
-        ).fetchall()
-    replayed: list[str] = []
-    last_on_pool: dict[str, Any] = {}
-    for order_id, route_json, amount_out, legs, settled_at in rows:
-        route = route_from_json(route_json)
-        for pool_id in route.pool_ids:
-            # Settlements sharing a pool hold its row lock in turn, so their stamps are strictly ordered.
-            assert last_on_pool.get(pool_id, settled_at) <= settled_at
-            assert last_on_pool.get(pool_id) != settled_at, f"two settlements on {pool_id} at {settled_at}"
-            last_on_pool[pool_id] = settled_at
-        done = execute_route(route, pools)
-        assert done.amount_out == amount_out, order_id
-        assert [leg["amount_out"] for leg in legs] == [
-            format_amount(leg.amount_out, leg.token_out) for leg in done.legs
-        ], order_id
-        pools.update(done.pools_after)
-        replayed.append(str(order_id))
-    return pools, replayed
-
-
 async def test_two_workers_settling_200_swaps_match_a_serial_replay(market: Stack, market_stub: Stub) -> None:
     assert market.processes["worker2"].poll() is None
     sells = [("SOL", "USDC", f"{0.5 + (i % 7) * 0.25}") for i in range(100)]
@@ -228,10 +197,10 @@ async def test_two_workers_settling_200_swaps_match_a_serial_replay(market: Stac
     for worker in ("worker", "worker2"):
         assert "confirmed" in (market.logs / f"{worker}.log").read_text(), market.log_tail(worker)
 
-    replayed, order_sequence = await asyncio.to_thread(_replay, market.database_url)
-    assert set(order_ids) <= set(order_sequence)
+    replay = await asyncio.to_thread(replay_settlements, market.database_url, GENESIS_SEED)
+    assert set(order_ids) <= set(replay.order_ids)
     stored = pool_states(market.database_url)
-    assert stored == {pool_id: pool.to_json() for pool_id, pool in replayed.items()}
+    assert stored == {pool_id: pool.to_json() for pool_id, pool in replay.pools.items()}
     assert any(stored[p.id] != p.to_json() for p in genesis_pools(GENESIS_SEED))
 
     with psycopg.connect(market.database_url) as conn:

@@ -230,3 +230,40 @@ async def test_failed_order_exits_1(flaky_stack: Stack) -> None:
     listed = await asyncio.to_thread(orderctl, "--target", flaky_stack.grpc_target, "list", "--limit", "200")
     row = next(line for line in listed.stdout.splitlines() if line.startswith(failed_id))
     assert row.split()[-1] == last["errorCode"]
+
+
+def test_limit_list_open_cancel_and_snipe(stack: Stack) -> None:
+    """orderctl limit / list --status open / cancel / snipe (issue 10)."""
+    placed = orderctl(
+        "--target", stack.grpc_target, "--json", "limit", "SOL", "USDC", "0.5", "--price", "1000000", "--expires", "10m"
+    )
+    assert placed.returncode == 0, placed.stderr
+    order_id = json_lines(placed.stdout)[0]["orderId"]
+    shown = json_lines(orderctl("--target", stack.grpc_target, "get", order_id, "--json").stdout)[0]
+    assert (shown["orderType"], shown["limitPrice"]) == ("limit", "1000000") and shown["expiresAt"]
+    cancelled = orderctl("--target", stack.grpc_target, "cancel", order_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "cancelled" in cancelled.stdout
+    again = orderctl("--target", stack.grpc_target, "--json", "cancel", order_id)
+    assert json_lines(again.stdout)[0]["status"] == "cancelled"
+
+    resting = orderctl("--target", stack.grpc_target, "limit", "SOL", "USDC", "0.5", "--price", "1000000")
+    resting_id = resting.stdout.strip()
+    open_now = orderctl("--target", stack.grpc_target, "--json", "list", "--status", "open", "--limit", "500")
+    assert open_now.returncode == 0, open_now.stderr
+    ids = {o["orderId"] for o in json_lines(open_now.stdout)}
+    assert all(o["status"] == "open" for o in json_lines(open_now.stdout))
+    assert order_id not in ids
+    table = orderctl("--target", stack.grpc_target, "list", "--status", "open")
+    assert table.returncode == 0, table.stderr
+    if resting_id in ids:  # it may still be pending: the worker rests it asynchronously
+        assert resting_id in table.stdout
+
+    bad = orderctl("--target", stack.grpc_target, "snipe", "SOL", "not-a-mint", "0.1")
+    assert bad.returncode == 2 and "token_out" in bad.stderr
+    snipe = orderctl(
+        "--target", stack.grpc_target, "--json", "snipe", "SOL", "6p6xgHyF7AeE6TZkSmFsko444wqoP15icUSqi2jfGiPN", "0.1"
+    )
+    assert snipe.returncode == 0, snipe.stderr
+    assert orderctl("limit", "SOL", "USDC", "1").returncode == 2  # --price is required
+    assert orderctl("limit", "SOL", "USDC", "1", "--price", "1", "--expires", "soon").returncode == 2

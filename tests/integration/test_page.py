@@ -6,43 +6,24 @@ Set PAGE_SCREENSHOT=docs/page.png to refresh the README's screenshot from the re
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from orderengine.v1 import order_service_pb2 as pb
 from tests.integration.bridge_harness import BridgeThread
+from tests.integration.browser import CHROMIUM_ARGS, need_chromium
 from tests.stack import Stack, Stores
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STAGE_TIMEOUT_MS = 30_000
-
-
-def _need_chromium() -> None:
-    if Path(CHROMIUM).exists():
-        return
-    message = f"Chromium not found at {CHROMIUM}: install Debian's package (apt-get install -y chromium)"
-    if os.environ.get("CI"):
-        pytest.fail(message)  # CI must run the browser tests, never skip them silently
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    _need_chromium()
+    executable = need_chromium()
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield b
         await b.close()
 
@@ -150,6 +131,27 @@ async def test_timeline_resumes_with_from_seq_after_the_socket_drops(
         await page.fill("#amount", "10")
         await page.wait_for_selector('#quote[data-state=ok][data-amount="10"]')
         await page.screenshot(path=target)
+
+
+async def test_a_limit_order_rests_shows_in_open_orders_and_cancels(browser: Browser, bridge: BridgeThread) -> None:
+    errors: list[str] = []
+    page = await open_page(browser, bridge.http, errors)
+    await page.click('#order-type button[data-type="limit"]')
+    assert (await page.locator("#ticket-title").inner_text()).lower() == "limit order"  # CSS upper-cases it
+    await page.fill("#limit-price", "1000000")
+    await page.select_option("#expires", "1h")
+    order_id = await place(page, "SOL", "USDC", "0.5")
+    card = page.locator(f'.timeline[data-order-id="{order_id}"]')
+    await card.and_(page.locator('[data-status="open"]')).wait_for(timeout=STAGE_TIMEOUT_MS)
+
+    await page.click('#status-filter button[data-status="open"]')
+    row = page.locator(f'#orders tr[data-order-id="{order_id}"][data-status="open"]')
+    await row.wait_for(timeout=STAGE_TIMEOUT_MS)
+    assert "limit @ 1000000" in (await row.locator("td.type").inner_text()).replace(",", "")
+    await row.locator("button.cancel").click()
+    await card.and_(page.locator('[data-status="cancelled"]')).wait_for(timeout=STAGE_TIMEOUT_MS)
+    assert [s.lower() for s in await card.locator("tr.ev .badge").all_inner_texts()] == ["pending", "open", "cancelled"]
+    assert errors == []
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.decoding import RequestDecoding, UndecodableRequest, strict
 from server.errors import ErrorMapping
+from server.grpc_metrics import GrpcMetrics
+from server.grpc_tracing import GrpcTracing
 
 NOT_A_MESSAGE = b"\xff\xff\xff"  # a truncated varint tag: no message of any type
 BAD_UTF8 = b"\x0a\x03\xed\xa0\x80"  # field 1 (a string in every request here) holding a lone surrogate
@@ -37,6 +39,9 @@ class Scripted(pb_grpc.OrderServiceServicer):
     async def GetQuote(self, request: pb.GetQuoteRequest, context: Any) -> pb.GetQuoteResponse:
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "NO_ROUTE: no pool")
         raise AssertionError("unreachable")
+
+    async def CancelOrder(self, request: pb.CancelOrderRequest, context: Any) -> pb.CancelOrderResponse:
+        return pb.CancelOrderResponse(order=pb.Order(order_id=request.order_id))
 
     async def WatchOrder(self, request: pb.WatchOrderRequest, context: Any) -> AsyncIterator[pb.WatchOrderResponse]:
         yield pb.WatchOrderResponse(event=pb.OrderEvent(order_id=request.order_id, seq=1))
@@ -77,6 +82,7 @@ def bug_records(caplog: pytest.LogCaptureFixture) -> list[str]:
     [
         ("/orderengine.v1.OrderService/ExecuteOrder", False, "orderengine.v1.ExecuteOrderRequest"),
         ("/orderengine.v1.OrderService/WatchOrder", True, "orderengine.v1.WatchOrderRequest"),
+        ("/orderengine.v1.OrderService/CancelOrder", False, "orderengine.v1.CancelOrderRequest"),
         ("/grpc.health.v1.Health/Check", False, "grpc.health.v1.HealthCheckRequest"),
         ("/grpc.health.v1.Health/Watch", True, "grpc.health.v1.HealthCheckRequest"),
     ],
@@ -96,6 +102,16 @@ async def test_a_decodable_request_reaches_the_servicer(target: str) -> None:
         health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
     assert response.order_id == "got SOL"
     assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_a_streaming_handler_that_writes_with_context_write_still_streams(target: str) -> None:
+    # grpc_health's Watch is a coroutine that calls context.write, not an async generator; the decoding wrapper
+    # once iterated it and every health Watch failed UNKNOWN, so no balancer could follow a drain.
+    async with grpc.aio.insecure_channel(target) as channel:
+        call = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        first = await call.read()
+        call.cancel()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
 
 
 async def test_an_abort_is_a_status_not_a_logged_bug(target: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -132,3 +148,19 @@ def test_strict_names_the_message_and_the_reason() -> None:
         str(err.value)
         == "the request is not a valid orderengine.v1.GetOrderRequest message: String field had bad UTF-8"
     )
+
+
+async def test_health_watch_streams_through_every_interceptor_the_server_can_install() -> None:
+    # The telemetry interceptors wrap streams too (when metrics or tracing is on); each must await such handlers.
+    server = grpc.aio.server(interceptors=[GrpcMetrics(), GrpcTracing(), RequestDecoding(), ErrorMapping()])
+    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+            first = await call.read()
+            call.cancel()
+    finally:
+        await server.stop(None)
+    assert first.status == health_pb2.HealthCheckResponse.SERVING

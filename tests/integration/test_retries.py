@@ -8,12 +8,18 @@ brokers (Redis, RabbitMQ) carry the retries' delayed messages, so each test runs
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
+import grpc
 import pytest
 
 from orderengine.v1 import order_service_pb2 as pb
+from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from tests.conftest import FLAKY_FAILURE_RATE, MARKET_SEED
+from tests.fault.tools import FIGURES
 from tests.helpers import assert_gap_free, count_rows, execute, watch_all
-from tests.stack import Stack
+from tests.stack import Stack, Stores
 from workers import chain, faults
 
 MAX_ATTEMPTS = 3
@@ -128,3 +134,36 @@ async def test_order_whose_retries_run_out_fails_exactly_once(broker_flaky_stub,
     ids = ",".join(f"'{oid}'" for oid, _ in placed)
     confirmed = sum(1 for _, o in placed if o[-1] is None)
     assert count_rows(flaky_stack.database_url, f"settlements WHERE order_id IN ({ids})") == confirmed
+
+
+# -- backoff as it happens -----------------------------------------------------------------------------------------
+
+BACKOFF_MS = {1: 1000, 2: 2000}  # after attempt n fails: min_backoff * 2**(n-1), as README states
+
+
+@pytest.fixture(scope="module")
+def backoff_stack(stores: Stores) -> Iterator[Stack]:
+    """The flaky market with the default backoff (the shared flaky system uses 20 ms to keep the suite quick)."""
+    s = Stack.start(
+        stores, MARKET_FAILURE_RATE=str(FLAKY_FAILURE_RATE), RETRY_MIN_BACKOFF_MS="1000", RETRY_MAX_BACKOFF_MS="4000"
+    )
+    yield s
+    s.stop()
+
+
+async def test_each_retry_waits_its_backoff_after_the_failure(backoff_stack: Stack) -> None:
+    async with grpc.aio.insecure_channel(backoff_stack.grpc_target) as ch:
+        stub = pb_grpc.OrderServiceStub(ch)
+        placed = await find_orders(stub, lambda _order_id, o: len(o) == MAX_ATTEMPTS)
+        order_id, outcome = placed[-1]
+        events = await watch_all(stub, order_id)
+    check_history(events, outcome)
+    waited: dict[int, float] = {}
+    for retry, after in itertools.pairwise(events):
+        if retry.status == pb.ORDER_STATUS_ROUTING and retry.attempt > 1:
+            # The retry event is written when attempt n-1 fails; the next one only once attempt n has run.
+            waited[retry.attempt] = (after.time.ToNanoseconds() - retry.time.ToNanoseconds()) / 1e6
+    assert waited.keys() == {2, 3}, events
+    for attempt, ms in waited.items():
+        assert ms >= BACKOFF_MS[attempt - 1], f"attempt {attempt} began {ms:.0f} ms after the failure"
+    FIGURES["retry backoff"] = {f"attempt {a} began after the failure (ms)": round(ms) for a, ms in waited.items()}

@@ -47,7 +47,7 @@ def test_happy_path_is_allowed_step_by_step() -> None:
 
 
 def test_final_states_are_final() -> None:
-    assert {OrderStatus.CONFIRMED, OrderStatus.FAILED} == FINAL_STATUSES
+    assert {OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.EXPIRED} == FINAL_STATUSES
     for final in FINAL_STATUSES:
         assert not any(allowed(final, target) for target in OrderStatus)
         assert final.is_final
@@ -78,6 +78,22 @@ def test_every_event_and_status_takes_part() -> None:
     assert {event for _, event in TRANSITIONS} == set(LifecycleEvent)
     reachable = {INITIAL_STATUS} | set(TRANSITIONS.values())
     assert reachable == set(OrderStatus)
+
+
+def test_resting_orders_wait_in_open_and_leave_it_one_way_each() -> None:
+    assert moves(LifecycleEvent.REST) == {OrderStatus.PENDING: OrderStatus.OPEN}
+    assert moves(LifecycleEvent.TRIGGER) == {OrderStatus.OPEN: OrderStatus.ROUTING}
+    # Cancel only before execution starts: a transaction in flight cannot be called back.
+    assert moves(LifecycleEvent.CANCEL) == dict.fromkeys((OrderStatus.PENDING, OrderStatus.OPEN), OrderStatus.CANCELLED)
+    assert set(moves(LifecycleEvent.EXPIRE)) == {OrderStatus.PENDING, OrderStatus.OPEN}
+    # A missed limit goes back to waiting from any working stage, never from a final one.
+    assert moves(LifecycleEvent.REOPEN) == dict.fromkeys(
+        (OrderStatus.ROUTING, OrderStatus.BUILDING, OrderStatus.SUBMITTED), OrderStatus.OPEN
+    )
+    # Trigger, cancel and expire all leave `open`: whichever the guarded UPDATE applies first, the others match
+    # no row, so a race ends in exactly one story.
+    leaving_open = {e for (s, e) in TRANSITIONS if s is OrderStatus.OPEN}
+    assert {LifecycleEvent.TRIGGER, LifecycleEvent.CANCEL, LifecycleEvent.EXPIRE} <= leaving_open
 
 
 def test_moves_are_the_tables_rows_by_event() -> None:

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.shares import Share
 from workers.market.codec import pool_from_json
 from workers.market.pool import InsufficientLiquidityError
 from workers.market.raydium import CpmmPool
@@ -44,24 +45,32 @@ def test_bad_requests():
         pool().swap(USDC, 1)  # 1 micro-USDC buys nothing after the fee
 
 
-@FAST
-@given(reserves, reserves, amounts, st.booleans())
-def test_k_never_decreases_and_output_below_reserve(x, y, amount, sell_x):
-    p = pool(x, y)
-    token_in = SOL if sell_x else USDC
-    try:
-        r = p.swap(token_in, amount)
-    except InsufficientLiquidityError:
-        assert p.quote_out(token_in, amount) == 0
-        return
-    after = r.pool_after
-    assert isinstance(after, CpmmPool)
-    assert after.reserve_x * after.reserve_y >= x * y
-    assert 0 < r.amount_out < (y if sell_x else x)
-    assert after.reserve_x > 0 and after.reserve_y > 0
-    assert 0 <= r.fee_paid <= amount
-    assert r.price_impact_bps >= 0
-    assert p.quote_out(token_in, amount) == r.amount_out
+def test_k_never_decreases_and_output_below_reserve() -> None:
+    share = Share()
+
+    @FAST
+    @given(reserves, reserves, amounts, st.booleans())
+    def examples(x, y, amount, sell_x) -> None:
+        share.tried += 1
+        p = pool(x, y)
+        token_in = SOL if sell_x else USDC
+        try:
+            r = p.swap(token_in, amount)
+        except InsufficientLiquidityError:
+            assert p.quote_out(token_in, amount) == 0
+            return
+        share.checked += 1
+        after = r.pool_after
+        assert isinstance(after, CpmmPool)
+        assert after.reserve_x * after.reserve_y >= x * y
+        assert 0 < r.amount_out < (y if sell_x else x)
+        assert after.reserve_x > 0 and after.reserve_y > 0
+        assert 0 <= r.fee_paid <= amount
+        assert r.price_impact_bps >= 0
+        assert p.quote_out(token_in, amount) == r.amount_out
+
+    examples()
+    share.assert_at_least(0.75)
 
 
 @FAST
@@ -73,17 +82,25 @@ def test_output_grows_weakly_with_input(x, y, a, b, sell_x):
     assert p.quote_out(token_in, small) <= p.quote_out(token_in, large)
 
 
-@FAST
-@given(reserves, reserves, amounts, st.booleans())
-def test_round_trip_never_creates_value(x, y, amount, sell_x):
-    p = pool(x, y)
-    token_in, token_out = (SOL, USDC) if sell_x else (USDC, SOL)
-    try:
-        there = p.swap(token_in, amount)
-        back = there.pool_after.swap(token_out, there.amount_out)
-    except InsufficientLiquidityError:
-        return
-    assert back.amount_out < amount
+def test_round_trip_never_creates_value() -> None:
+    share = Share()
+
+    @FAST
+    @given(reserves, reserves, amounts, st.booleans())
+    def examples(x, y, amount, sell_x) -> None:
+        share.tried += 1
+        p = pool(x, y)
+        token_in, token_out = (SOL, USDC) if sell_x else (USDC, SOL)
+        try:
+            there = p.swap(token_in, amount)
+            back = there.pool_after.swap(token_out, there.amount_out)
+        except InsufficientLiquidityError:
+            return
+        share.checked += 1
+        assert back.amount_out < amount
+
+    examples()
+    share.assert_at_least(0.75)
 
 
 @FAST

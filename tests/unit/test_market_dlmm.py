@@ -1,9 +1,10 @@
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from tests.unit.shares import Share
 from workers.market.codec import pool_from_json
 from workers.market.meteora import FEE_PRECISION, ONE_Q64, DlmmPool, bin_id_for_price, bin_price_q64
 from workers.market.pool import InsufficientLiquidityError
@@ -31,6 +32,26 @@ def dlmm_pools(draw: st.DrawFn) -> DlmmPool:
         bins_y=tuple(left) + (draw(reserve),) + (0,) * len(right),
         volatility_accumulator=draw(st.integers(min_value=0, max_value=400_000)),
     )
+
+
+@st.composite
+def fillable_swaps(draw: st.DrawFn) -> tuple[DlmmPool, int, bool]:
+    """A pool, an amount and a side such that the pool holds what the swap pays out: (mostly) one it can fill.
+
+    Selling X walks the price down from the active bin, so the X that drains all Y is at least total_y / price
+    there; a fraction of that is always within the pool's depth (likewise for Y). Drawing amounts blind, most
+    examples asked for more than the pool holds and left before the checks.
+    """
+    p = draw(dlmm_pools())
+    total_x, total_y = p.reserves()
+    sides = [sell_x for sell_x, out in ((True, total_y), (False, total_x)) if out > 0]
+    assume(sides)
+    sell_x = draw(st.sampled_from(sides))
+    price = bin_price_q64(p.bin_step, p.active_id)
+    depth_in = (total_y << 64) // price if sell_x else (total_x * price) >> 64
+    assume(depth_in > 0)
+    amount = max(1, depth_in * draw(st.integers(min_value=1, max_value=999)) // 1000)
+    return p, amount, sell_x
 
 
 def bins(p: DlmmPool) -> dict[int, tuple[int, int]]:
@@ -102,47 +123,56 @@ def test_volatility_accumulates_across_bins_and_decays():
     assert crossed.tick(600).volatility_accumulator == 0
 
 
-@FAST
-@given(dlmm_pools(), st.integers(min_value=1, max_value=10**16), st.booleans())
-def test_swap_walks_bins_consistently(p, amount, sell_x):
-    token_in: Token = SOL if sell_x else USDC
-    try:
-        r = p.swap(token_in, amount)
-    except InsufficientLiquidityError:
-        assert not p.quote_out(token_in, amount)
-        return
-    after = r.pool_after
-    assert isinstance(after, DlmmPool)
-    assert p.quote_out(token_in, amount) == r.amount_out
-    side_invariant(after)
-    # Selling X walks down in price, selling Y walks up.
-    if sell_x:
-        assert after.active_id <= p.active_id
-    else:
-        assert after.active_id >= p.active_id
-    lo, hi = sorted((p.active_id, after.active_id))
-    before_bins, after_bins = bins(p), bins(after)
-    out_side = 1 if sell_x else 0
-    for bin_id, old in before_bins.items():
-        new = after_bins[bin_id]
-        if old[out_side] == 0 or not lo <= bin_id <= hi:
-            assert new == old, f"bin {bin_id} changed but was empty or outside the walk"
-        elif bin_id != after.active_id:
-            assert new[out_side] == 0, f"bin {bin_id} skipped with liquidity left"
-        # Constant sum at the bin's price: its value never falls.
-        price = bin_price_q64(p.bin_step, bin_id)
-        assert new[0] * price + new[1] * ONE_Q64 >= old[0] * price + old[1] * ONE_Q64
-        assert new[0] >= 0 and new[1] >= 0
-    # Conservation: out reserve falls by exactly the output, in reserve + fees rise by exactly the input.
-    total_x, total_y = p.reserves()
-    new_x, new_y = after.reserves()
-    if sell_x:
-        assert total_y - new_y == r.amount_out <= total_y
-        assert new_x + after.fees_x - total_x - p.fees_x == amount
-    else:
-        assert total_x - new_x == r.amount_out <= total_x
-        assert new_y + after.fees_y - total_y - p.fees_y == amount
-    assert r.amount_out > 0 and 0 <= r.fee_paid <= amount and r.price_impact_bps >= 0
+def test_swap_walks_bins_consistently() -> None:
+    share = Share()
+
+    @FAST
+    @given(fillable_swaps())
+    def examples(swap) -> None:
+        p, amount, sell_x = swap
+        share.tried += 1
+        token_in: Token = SOL if sell_x else USDC
+        try:
+            r = p.swap(token_in, amount)
+        except InsufficientLiquidityError:
+            assert not p.quote_out(token_in, amount)
+            return
+        share.checked += 1
+        after = r.pool_after
+        assert isinstance(after, DlmmPool)
+        assert p.quote_out(token_in, amount) == r.amount_out
+        side_invariant(after)
+        # Selling X walks down in price, selling Y walks up.
+        if sell_x:
+            assert after.active_id <= p.active_id
+        else:
+            assert after.active_id >= p.active_id
+        lo, hi = sorted((p.active_id, after.active_id))
+        before_bins, after_bins = bins(p), bins(after)
+        out_side = 1 if sell_x else 0
+        for bin_id, old in before_bins.items():
+            new = after_bins[bin_id]
+            if old[out_side] == 0 or not lo <= bin_id <= hi:
+                assert new == old, f"bin {bin_id} changed but was empty or outside the walk"
+            elif bin_id != after.active_id:
+                assert new[out_side] == 0, f"bin {bin_id} skipped with liquidity left"
+            # Constant sum at the bin's price: its value never falls.
+            price = bin_price_q64(p.bin_step, bin_id)
+            assert new[0] * price + new[1] * ONE_Q64 >= old[0] * price + old[1] * ONE_Q64
+            assert new[0] >= 0 and new[1] >= 0
+        # Conservation: out reserve falls by exactly the output, in reserve + fees rise by exactly the input.
+        total_x, total_y = p.reserves()
+        new_x, new_y = after.reserves()
+        if sell_x:
+            assert total_y - new_y == r.amount_out <= total_y
+            assert new_x + after.fees_x - total_x - p.fees_x == amount
+        else:
+            assert total_x - new_x == r.amount_out <= total_x
+            assert new_y + after.fees_y - total_y - p.fees_y == amount
+        assert r.amount_out > 0 and 0 <= r.fee_paid <= amount and r.price_impact_bps >= 0
+
+    examples()
+    share.assert_at_least(0.75)
 
 
 @FAST
@@ -155,16 +185,25 @@ def test_output_grows_weakly_with_input(p, a, b):
             assert out_small is not None and out_small <= out_large
 
 
-@FAST
-@given(dlmm_pools(), st.integers(min_value=1, max_value=10**16), st.booleans())
-def test_round_trip_never_creates_value(p, amount, sell_x):
-    token_in, token_out = (SOL, USDC) if sell_x else (USDC, SOL)
-    try:
-        there = p.swap(token_in, amount)
-        back = there.pool_after.swap(token_out, there.amount_out)
-    except InsufficientLiquidityError:
-        return
-    assert back.amount_out <= amount
+def test_round_trip_never_creates_value() -> None:
+    share = Share()
+
+    @FAST
+    @given(fillable_swaps())
+    def examples(swap) -> None:
+        p, amount, sell_x = swap
+        share.tried += 1
+        token_in, token_out = (SOL, USDC) if sell_x else (USDC, SOL)
+        try:
+            there = p.swap(token_in, amount)
+            back = there.pool_after.swap(token_out, there.amount_out)
+        except InsufficientLiquidityError:
+            return
+        share.checked += 1
+        assert back.amount_out <= amount
+
+    examples()
+    share.assert_at_least(0.75)
 
 
 @FAST

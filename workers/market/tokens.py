@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
+import base58
+
 # The most of any token one amount may be, in base units: PostgreSQL's bigint, where orders keep their amounts
 # (an SPL token's u64 on chain holds more). One rule for every amount, stated in the error.
 MAX_BASE_UNITS = 2**63 - 1
@@ -52,6 +54,23 @@ ALL_TOKENS: tuple[Token, ...] = (SOL, USDC, USDT, JUP, BONK, RAY, JITOSOL, WIF)
 TOKENS: Mapping[str, Token] = MappingProxyType({t.symbol: t for t in ALL_TOKENS})
 _BY_SYMBOL: dict[str, Token] = {t.symbol.upper(): t for t in ALL_TOKENS} | {"WSOL": SOL}
 _BY_MINT: dict[str, Token] = {t.mint: t for t in ALL_TOKENS}
+
+
+def register_token(token: Token) -> None:
+    """Lists a launched token (`orderengine market launch`) in this process; the same token again is a no-op."""
+    known = _BY_MINT.get(token.mint) or _BY_SYMBOL.get(token.symbol.upper())
+    if known is not None and known != token:
+        raise ValueError(f"{token.symbol} ({token.mint}) clashes with the listed {known.symbol} ({known.mint})")
+    _BY_MINT[token.mint] = token
+    _BY_SYMBOL[token.symbol.upper()] = token
+
+
+def is_mint_address(text: str) -> bool:
+    """A Solana address: base58 text that decodes to 32 bytes (what a mint that is not listed yet must be)."""
+    try:
+        return len(base58.b58decode(text)) == 32 and 32 <= len(text) <= 44
+    except ValueError:
+        return False
 
 
 def resolve_token(symbol_or_mint: str) -> Token:

@@ -8,13 +8,16 @@ Parameters:
 A message can vanish when Redis loses its data, or when a process dies between committing an order and
 enqueueing it. Every actor is idempotent, so a re-drive of an order that was merely slow is harmless, and
 `OrderStore.stale_orders` claims each order for one reconciler at a time, so many can run at once.
+Resting (`open`) orders are idle by design: for them the safety net is `triggers.sweep` (expire what a lost
+expiry message left, fire what a lost "pools moved" message left waiting), whose guarded transitions make
+overlapping sweeps harmless.
 """
 
 from __future__ import annotations
 
 import logging
 
-from workers import runtime
+from workers import runtime, triggers
 from workers.middleware.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,9 @@ class Reconciler(Periodic):
 
     async def tick(self, engine: runtime.Engine) -> None:
         await self.sweep(engine)
+        expired, fired = await triggers.sweep(engine)
+        if expired or fired:
+            log.warning("reconciler expired %d overdue and fired %d missed resting orders", expired, fired)
 
     async def sweep(self, engine: runtime.Engine) -> int:
         ids = await engine.store.stale_orders(self.idle_seconds)

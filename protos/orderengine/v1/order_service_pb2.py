@@ -26,7 +26,7 @@ from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"orderengine/v1/order_service.proto\x12\x0eorderengine.v1\x1a google/protobuf/descriptor.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n\x13\x45xecuteOrderRequest\x12\x10\n\x08token_in\x18\x01 \x01(\t\x12\x11\n\ttoken_out\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x14\n\x0cslippage_bps\x18\x04 \x01(\r\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12-\n\norder_type\x18\x06 \x01(\x0e\x32\x19.orderengine.v1.OrderType\x12\x1c\n\x14max_price_impact_bps\x18\t \x01(\r\"(\n\x14\x45xecuteOrderResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\"7\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rom_seq\x18\x02 \x01(\x04\"?\n\x12WatchOrderResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.orderengine.v1.OrderEvent\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"8\n\x10GetOrderResponse\x12$\n\x05order\x18\x01 \x01(\x0b\x32\x15.orderengine.v1.Order\"g\n\x11ListOrdersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.orderengine.v1.OrderStatus\"T\n\x12ListOrdersResponse\x12%\n\x06orders\x18\x01 \x03(\x0b\x32\x15.orderengine.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\\\n\x0fGetQuoteRequest\x12\x10\n\x08token_in\x18\x01 \x01(\t\x12\x11\n\ttoken_out\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x14\n\x0cslippage_bps\x18\x04 \x01(\r\"\x98\x01\n\x10GetQuoteResponse\x12*\n\x06quotes\x18\x01 \x03(\x0b\x32\x1a.orderengine.v1.VenueQuote\x12$\n\x05route\x18\x02 \x01(\x0b\x32\x15.orderengine.v1.Route\x12\x32\n\x0funquoted_venues\x18\x03 \x03(\x0b\x32\x19.orderengine.v1.VenueNote\"=\n\tVenueNote\x12 \n\x03\x64\x65x\x18\x01 \x01(\x0e\x32\x13.orderengine.v1.Dex\x12\x0e\n\x06reason\x18\x02 \x01(\t\"m\n\nVenueQuote\x12 \n\x03\x64\x65x\x18\x01 \x01(\x0e\x32\x13.orderengine.v1.Dex\x12\x12\n\namount_out\x18\x02 \x01(\t\x12\x18\n\x10price_impact_bps\x18\x03 \x01(\r\x12\x0f\n\x07\x66\x65\x65_bps\x18\x04 \x01(\r\"u\n\x05Route\x12\x12\n\namount_out\x18\x01 \x01(\t\x12\x16\n\x0emin_amount_out\x18\x02 \x01(\t\x12\x18\n\x10price_impact_bps\x18\x03 \x01(\r\x12&\n\x04legs\x18\x04 \x03(\x0b\x32\x18.orderengine.v1.RouteLeg\"\x89\x01\n\x08RouteLeg\x12 \n\x03\x64\x65x\x18\x01 \x01(\x0e\x32\x13.orderengine.v1.Dex\x12\x10\n\x08token_in\x18\x02 \x01(\t\x12\x11\n\ttoken_out\x18\x03 \x01(\t\x12\x11\n\tamount_in\x18\x04 \x01(\t\x12\x12\n\namount_out\x18\x05 \x01(\t\x12\x0f\n\x07pool_id\x18\x06 \x01(\t\">\n\nOrderError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"\x91\x03\n\nOrderEvent\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.orderengine.v1.OrderStatus\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12 \n\x03\x64\x65x\x18\x06 \x01(\x0e\x32\x13.orderengine.v1.Dex\x12$\n\x05route\x18\x07 \x01(\x0b\x32\x15.orderengine.v1.Route\x12\x14\n\x0cinstructions\x18\x08 \x03(\t\x12\x14\n\x0ctx_signature\x18\t \x01(\t\x12\x16\n\x0e\x65xecuted_price\x18\n \x01(\t\x12\x12\n\namount_out\x18\x0b \x01(\t\x12)\n\x05\x65rror\x18\x0c \x01(\x0b\x32\x1a.orderengine.v1.OrderError\x12\x31\n\x0eskipped_venues\x18\r \x03(\x0b\x32\x19.orderengine.v1.VenueNote\"\x91\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08token_in\x18\x02 \x01(\t\x12\x11\n\ttoken_out\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\t\x12\x14\n\x0cslippage_bps\x18\x05 \x01(\r\x12-\n\norder_type\x18\x06 \x01(\x0e\x32\x19.orderengine.v1.OrderType\x12+\n\x06status\x18\x07 \x01(\x0e\x32\x1b.orderengine.v1.OrderStatus\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12 \n\x03\x64\x65x\x18\t \x01(\x0e\x32\x13.orderengine.v1.Dex\x12$\n\x05route\x18\n \x01(\x0b\x32\x15.orderengine.v1.Route\x12\x14\n\x0ctx_signature\x18\x0b \x01(\t\x12\x16\n\x0e\x65xecuted_price\x18\x0c \x01(\t\x12\x12\n\namount_out\x18\r \x01(\t\x12)\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x1a.orderengine.v1.OrderError\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08last_seq\x18\x11 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x12 \x01(\t*\xd7\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x18\n\x14ORDER_STATUS_ROUTING\x10\x02\x12\x19\n\x15ORDER_STATUS_BUILDING\x10\x03\x12\x1a\n\x16ORDER_STATUS_SUBMITTED\x10\x04\x12 \n\x16ORDER_STATUS_CONFIRMED\x10\x05\x1a\x04\x88\xb5\x18\x01\x12\x1d\n\x13ORDER_STATUS_FAILED\x10\x06\x1a\x04\x88\xb5\x18\x01*k\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x01\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x02\x12\x15\n\x11ORDER_TYPE_SNIPER\x10\x03*<\n\x03\x44\x65x\x12\x13\n\x0f\x44\x45X_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x44\x45X_RAYDIUM\x10\x01\x12\x0f\n\x0b\x44\x45X_METEORA\x10\x02\x32\xb3\x03\n\x0cOrderService\x12Y\n\x0c\x45xecuteOrder\x12#.orderengine.v1.ExecuteOrderRequest\x1a$.orderengine.v1.ExecuteOrderResponse\x12U\n\nWatchOrder\x12!.orderengine.v1.WatchOrderRequest\x1a\".orderengine.v1.WatchOrderResponse0\x01\x12M\n\x08GetOrder\x12\x1f.orderengine.v1.GetOrderRequest\x1a .orderengine.v1.GetOrderResponse\x12S\n\nListOrders\x12!.orderengine.v1.ListOrdersRequest\x1a\".orderengine.v1.ListOrdersResponse\x12M\n\x08GetQuote\x12\x1f.orderengine.v1.GetQuoteRequest\x1a .orderengine.v1.GetQuoteResponse:5\n\x08terminal\x12!.google.protobuf.EnumValueOptions\x18\xd1\x86\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"orderengine/v1/order_service.proto\x12\x0eorderengine.v1\x1a google/protobuf/descriptor.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x02\n\x13\x45xecuteOrderRequest\x12\x10\n\x08token_in\x18\x01 \x01(\t\x12\x11\n\ttoken_out\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x14\n\x0cslippage_bps\x18\x04 \x01(\r\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12-\n\norder_type\x18\x06 \x01(\x0e\x32\x19.orderengine.v1.OrderType\x12\x13\n\x0blimit_price\x18\x07 \x01(\t\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14max_price_impact_bps\x18\t \x01(\r\"(\n\x14\x45xecuteOrderResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\"7\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rom_seq\x18\x02 \x01(\x04\"?\n\x12WatchOrderResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.orderengine.v1.OrderEvent\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"8\n\x10GetOrderResponse\x12$\n\x05order\x18\x01 \x01(\x0b\x32\x15.orderengine.v1.Order\"g\n\x11ListOrdersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.orderengine.v1.OrderStatus\"T\n\x12ListOrdersResponse\x12%\n\x06orders\x18\x01 \x03(\x0b\x32\x15.orderengine.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\";\n\x13\x43\x61ncelOrderResponse\x12$\n\x05order\x18\x01 \x01(\x0b\x32\x15.orderengine.v1.Order\"\\\n\x0fGetQuoteRequest\x12\x10\n\x08token_in\x18\x01 \x01(\t\x12\x11\n\ttoken_out\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x14\n\x0cslippage_bps\x18\x04 \x01(\r\"\x98\x01\n\x10GetQuoteResponse\x12*\n\x06quotes\x18\x01 \x03(\x0b\x32\x1a.orderengine.v1.VenueQuote\x12$\n\x05route\x18\x02 \x01(\x0b\x32\x15.orderengine.v1.Route\x12\x32\n\x0funquoted_venues\x18\x03 \x03(\x0b\x32\x19.orderengine.v1.VenueNote\"=\n\tVenueNote\x12 \n\x03\x64\x65x\x18\x01 \x01(\x0e\x32\x13.orderengine.v1.Dex\x12\x0e\n\x06reason\x18\x02 \x01(\t\"m\n\nVenueQuote\x12 \n\x03\x64\x65x\x18\x01 \x01(\x0e\x32\x13.orderengine.v1.Dex\x12\x12\n\namount_out\x18\x02 \x01(\t\x12\x18\n\x10price_impact_bps\x18\x03 \x01(\r\x12\x0f\n\x07\x66\x65\x65_bps\x18\x04 \x01(\r\"u\n\x05Route\x12\x12\n\namount_out\x18\x01 \x01(\t\x12\x16\n\x0emin_amount_out\x18\x02 \x01(\t\x12\x18\n\x10price_impact_bps\x18\x03 \x01(\r\x12&\n\x04legs\x18\x04 \x03(\x0b\x32\x18.orderengine.v1.RouteLeg\"\x89\x01\n\x08RouteLeg\x12 \n\x03\x64\x65x\x18\x01 \x01(\x0e\x32\x13.orderengine.v1.Dex\x12\x10\n\x08token_in\x18\x02 \x01(\t\x12\x11\n\ttoken_out\x18\x03 \x01(\t\x12\x11\n\tamount_in\x18\x04 \x01(\t\x12\x12\n\namount_out\x18\x05 \x01(\t\x12\x0f\n\x07pool_id\x18\x06 \x01(\t\">\n\nOrderError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"\x91\x03\n\nOrderEvent\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.orderengine.v1.OrderStatus\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12 \n\x03\x64\x65x\x18\x06 \x01(\x0e\x32\x13.orderengine.v1.Dex\x12$\n\x05route\x18\x07 \x01(\x0b\x32\x15.orderengine.v1.Route\x12\x14\n\x0cinstructions\x18\x08 \x03(\t\x12\x14\n\x0ctx_signature\x18\t \x01(\t\x12\x16\n\x0e\x65xecuted_price\x18\n \x01(\t\x12\x12\n\namount_out\x18\x0b \x01(\t\x12)\n\x05\x65rror\x18\x0c \x01(\x0b\x32\x1a.orderengine.v1.OrderError\x12\x31\n\x0eskipped_venues\x18\r \x03(\x0b\x32\x19.orderengine.v1.VenueNote\"\xd6\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08token_in\x18\x02 \x01(\t\x12\x11\n\ttoken_out\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\t\x12\x14\n\x0cslippage_bps\x18\x05 \x01(\r\x12-\n\norder_type\x18\x06 \x01(\x0e\x32\x19.orderengine.v1.OrderType\x12+\n\x06status\x18\x07 \x01(\x0e\x32\x1b.orderengine.v1.OrderStatus\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12 \n\x03\x64\x65x\x18\t \x01(\x0e\x32\x13.orderengine.v1.Dex\x12$\n\x05route\x18\n \x01(\x0b\x32\x15.orderengine.v1.Route\x12\x14\n\x0ctx_signature\x18\x0b \x01(\t\x12\x16\n\x0e\x65xecuted_price\x18\x0c \x01(\t\x12\x12\n\namount_out\x18\r \x01(\t\x12)\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x1a.orderengine.v1.OrderError\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08last_seq\x18\x11 \x01(\x04\x12\x17\n\x0fidempotency_key\x18\x12 \x01(\t\x12\x13\n\x0blimit_price\x18\x13 \x01(\t\x12.\n\nexpires_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb0\x02\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x18\n\x14ORDER_STATUS_ROUTING\x10\x02\x12\x19\n\x15ORDER_STATUS_BUILDING\x10\x03\x12\x1a\n\x16ORDER_STATUS_SUBMITTED\x10\x04\x12 \n\x16ORDER_STATUS_CONFIRMED\x10\x05\x1a\x04\x88\xb5\x18\x01\x12\x1d\n\x13ORDER_STATUS_FAILED\x10\x06\x1a\x04\x88\xb5\x18\x01\x12\x15\n\x11ORDER_STATUS_OPEN\x10\x07\x12 \n\x16ORDER_STATUS_CANCELLED\x10\x08\x1a\x04\x88\xb5\x18\x01\x12\x1e\n\x14ORDER_STATUS_EXPIRED\x10\t\x1a\x04\x88\xb5\x18\x01*k\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x01\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x02\x12\x15\n\x11ORDER_TYPE_SNIPER\x10\x03*<\n\x03\x44\x65x\x12\x13\n\x0f\x44\x45X_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x44\x45X_RAYDIUM\x10\x01\x12\x0f\n\x0b\x44\x45X_METEORA\x10\x02\x32\x8b\x04\n\x0cOrderService\x12Y\n\x0c\x45xecuteOrder\x12#.orderengine.v1.ExecuteOrderRequest\x1a$.orderengine.v1.ExecuteOrderResponse\x12U\n\nWatchOrder\x12!.orderengine.v1.WatchOrderRequest\x1a\".orderengine.v1.WatchOrderResponse0\x01\x12M\n\x08GetOrder\x12\x1f.orderengine.v1.GetOrderRequest\x1a .orderengine.v1.GetOrderResponse\x12S\n\nListOrders\x12!.orderengine.v1.ListOrdersRequest\x1a\".orderengine.v1.ListOrdersResponse\x12M\n\x08GetQuote\x12\x1f.orderengine.v1.GetQuoteRequest\x1a .orderengine.v1.GetQuoteResponse\x12V\n\x0b\x43\x61ncelOrder\x12\".orderengine.v1.CancelOrderRequest\x1a#.orderengine.v1.CancelOrderResponse:5\n\x08terminal\x12!.google.protobuf.EnumValueOptions\x18\xd1\x86\x03 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,46 +37,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORDERSTATUS'].values_by_name["ORDER_STATUS_CONFIRMED"]._serialized_options = b'\210\265\030\001'
   _globals['_ORDERSTATUS'].values_by_name["ORDER_STATUS_FAILED"]._loaded_options = None
   _globals['_ORDERSTATUS'].values_by_name["ORDER_STATUS_FAILED"]._serialized_options = b'\210\265\030\001'
-  _globals['_ORDERSTATUS']._serialized_start=2455
-  _globals['_ORDERSTATUS']._serialized_end=2670
-  _globals['_ORDERTYPE']._serialized_start=2672
-  _globals['_ORDERTYPE']._serialized_end=2779
-  _globals['_DEX']._serialized_start=2781
-  _globals['_DEX']._serialized_end=2841
+  _globals['_ORDERSTATUS'].values_by_name["ORDER_STATUS_CANCELLED"]._loaded_options = None
+  _globals['_ORDERSTATUS'].values_by_name["ORDER_STATUS_CANCELLED"]._serialized_options = b'\210\265\030\001'
+  _globals['_ORDERSTATUS'].values_by_name["ORDER_STATUS_EXPIRED"]._loaded_options = None
+  _globals['_ORDERSTATUS'].values_by_name["ORDER_STATUS_EXPIRED"]._serialized_options = b'\210\265\030\001'
+  _globals['_ORDERSTATUS']._serialized_start=2694
+  _globals['_ORDERSTATUS']._serialized_end=2998
+  _globals['_ORDERTYPE']._serialized_start=3000
+  _globals['_ORDERTYPE']._serialized_end=3107
+  _globals['_DEX']._serialized_start=3109
+  _globals['_DEX']._serialized_end=3169
   _globals['_EXECUTEORDERREQUEST']._serialized_start=122
-  _globals['_EXECUTEORDERREQUEST']._serialized_end=320
-  _globals['_EXECUTEORDERRESPONSE']._serialized_start=322
-  _globals['_EXECUTEORDERRESPONSE']._serialized_end=362
-  _globals['_WATCHORDERREQUEST']._serialized_start=364
-  _globals['_WATCHORDERREQUEST']._serialized_end=419
-  _globals['_WATCHORDERRESPONSE']._serialized_start=421
-  _globals['_WATCHORDERRESPONSE']._serialized_end=484
-  _globals['_GETORDERREQUEST']._serialized_start=486
-  _globals['_GETORDERREQUEST']._serialized_end=521
-  _globals['_GETORDERRESPONSE']._serialized_start=523
-  _globals['_GETORDERRESPONSE']._serialized_end=579
-  _globals['_LISTORDERSREQUEST']._serialized_start=581
-  _globals['_LISTORDERSREQUEST']._serialized_end=684
-  _globals['_LISTORDERSRESPONSE']._serialized_start=686
-  _globals['_LISTORDERSRESPONSE']._serialized_end=770
-  _globals['_GETQUOTEREQUEST']._serialized_start=772
-  _globals['_GETQUOTEREQUEST']._serialized_end=864
-  _globals['_GETQUOTERESPONSE']._serialized_start=867
-  _globals['_GETQUOTERESPONSE']._serialized_end=1019
-  _globals['_VENUENOTE']._serialized_start=1021
-  _globals['_VENUENOTE']._serialized_end=1082
-  _globals['_VENUEQUOTE']._serialized_start=1084
-  _globals['_VENUEQUOTE']._serialized_end=1193
-  _globals['_ROUTE']._serialized_start=1195
-  _globals['_ROUTE']._serialized_end=1312
-  _globals['_ROUTELEG']._serialized_start=1315
-  _globals['_ROUTELEG']._serialized_end=1452
-  _globals['_ORDERERROR']._serialized_start=1454
-  _globals['_ORDERERROR']._serialized_end=1516
-  _globals['_ORDEREVENT']._serialized_start=1519
-  _globals['_ORDEREVENT']._serialized_end=1920
-  _globals['_ORDER']._serialized_start=1923
-  _globals['_ORDER']._serialized_end=2452
-  _globals['_ORDERSERVICE']._serialized_start=2844
-  _globals['_ORDERSERVICE']._serialized_end=3279
+  _globals['_EXECUTEORDERREQUEST']._serialized_end=389
+  _globals['_EXECUTEORDERRESPONSE']._serialized_start=391
+  _globals['_EXECUTEORDERRESPONSE']._serialized_end=431
+  _globals['_WATCHORDERREQUEST']._serialized_start=433
+  _globals['_WATCHORDERREQUEST']._serialized_end=488
+  _globals['_WATCHORDERRESPONSE']._serialized_start=490
+  _globals['_WATCHORDERRESPONSE']._serialized_end=553
+  _globals['_GETORDERREQUEST']._serialized_start=555
+  _globals['_GETORDERREQUEST']._serialized_end=590
+  _globals['_GETORDERRESPONSE']._serialized_start=592
+  _globals['_GETORDERRESPONSE']._serialized_end=648
+  _globals['_LISTORDERSREQUEST']._serialized_start=650
+  _globals['_LISTORDERSREQUEST']._serialized_end=753
+  _globals['_LISTORDERSRESPONSE']._serialized_start=755
+  _globals['_LISTORDERSRESPONSE']._serialized_end=839
+  _globals['_CANCELORDERREQUEST']._serialized_start=841
+  _globals['_CANCELORDERREQUEST']._serialized_end=879
+  _globals['_CANCELORDERRESPONSE']._serialized_start=881
+  _globals['_CANCELORDERRESPONSE']._serialized_end=940
+  _globals['_GETQUOTEREQUEST']._serialized_start=942
+  _globals['_GETQUOTEREQUEST']._serialized_end=1034
+  _globals['_GETQUOTERESPONSE']._serialized_start=1037
+  _globals['_GETQUOTERESPONSE']._serialized_end=1189
+  _globals['_VENUENOTE']._serialized_start=1191
+  _globals['_VENUENOTE']._serialized_end=1252
+  _globals['_VENUEQUOTE']._serialized_start=1254
+  _globals['_VENUEQUOTE']._serialized_end=1363
+  _globals['_ROUTE']._serialized_start=1365
+  _globals['_ROUTE']._serialized_end=1482
+  _globals['_ROUTELEG']._serialized_start=1485
+  _globals['_ROUTELEG']._serialized_end=1622
+  _globals['_ORDERERROR']._serialized_start=1624
+  _globals['_ORDERERROR']._serialized_end=1686
+  _globals['_ORDEREVENT']._serialized_start=1689
+  _globals['_ORDEREVENT']._serialized_end=2090
+  _globals['_ORDER']._serialized_start=2093
+  _globals['_ORDER']._serialized_end=2691
+  _globals['_ORDERSERVICE']._serialized_start=3172
+  _globals['_ORDERSERVICE']._serialized_end=3695
 # @@protoc_insertion_point(module_scope)

@@ -35,10 +35,19 @@ class _OrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStat
     ORDER_STATUS_SUBMITTED: _OrderStatus.ValueType  # 4
     ORDER_STATUS_CONFIRMED: _OrderStatus.ValueType  # 5
     ORDER_STATUS_FAILED: _OrderStatus.ValueType  # 6
+    ORDER_STATUS_OPEN: _OrderStatus.ValueType  # 7
+    """Resting: waiting for its price (limit) or its token's launch (sniper)."""
+    ORDER_STATUS_CANCELLED: _OrderStatus.ValueType  # 8
+    """Cancelled by its owner before it started executing."""
+    ORDER_STATUS_EXPIRED: _OrderStatus.ValueType  # 9
+    """Reached expires_at while resting."""
 
 class OrderStatus(_OrderStatus, metaclass=_OrderStatusEnumTypeWrapper):
     """OrderStatus is the order's place in its lifecycle:
     pending -> routing -> building -> submitted -> confirmed, or failed.
+    Limit and sniper orders rest in between: pending -> open -> routing -> ...;
+    open -> cancelled | expired; an attempt whose price slipped back below the
+    limit before it landed returns to open. A market order never passes open.
     """
 
 ORDER_STATUS_UNSPECIFIED: OrderStatus.ValueType  # 0
@@ -48,6 +57,12 @@ ORDER_STATUS_BUILDING: OrderStatus.ValueType  # 3
 ORDER_STATUS_SUBMITTED: OrderStatus.ValueType  # 4
 ORDER_STATUS_CONFIRMED: OrderStatus.ValueType  # 5
 ORDER_STATUS_FAILED: OrderStatus.ValueType  # 6
+ORDER_STATUS_OPEN: OrderStatus.ValueType  # 7
+"""Resting: waiting for its price (limit) or its token's launch (sniper)."""
+ORDER_STATUS_CANCELLED: OrderStatus.ValueType  # 8
+"""Cancelled by its owner before it started executing."""
+ORDER_STATUS_EXPIRED: OrderStatus.ValueType  # 9
+"""Reached expires_at while resting."""
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 
 class _OrderType:
@@ -58,18 +73,32 @@ class _OrderTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderType.V
     DESCRIPTOR: _descriptor.EnumDescriptor
     ORDER_TYPE_UNSPECIFIED: _OrderType.ValueType  # 0
     ORDER_TYPE_MARKET: _OrderType.ValueType  # 1
+    """Executes now at the best route, within slippage_bps of its quote."""
     ORDER_TYPE_LIMIT: _OrderType.ValueType  # 2
+    """Rests (open) until the pools can fill its whole amount at limit_price or
+    better, then executes like a market order; it never fills below its
+    limit, and returns to open if the price slips back before it lands.
+    """
     ORDER_TYPE_SNIPER: _OrderType.ValueType  # 3
+    """Waits for token_out, a mint address that need not be listed yet, and
+    buys it as soon as its pool launches (capped by limit_price, if given).
+    """
 
 class OrderType(_OrderType, metaclass=_OrderTypeEnumTypeWrapper):
-    """OrderType is the kind of order. Only market orders are accepted today;
-    UNSPECIFIED means market.
-    """
+    """OrderType is the kind of order; UNSPECIFIED means market."""
 
 ORDER_TYPE_UNSPECIFIED: OrderType.ValueType  # 0
 ORDER_TYPE_MARKET: OrderType.ValueType  # 1
+"""Executes now at the best route, within slippage_bps of its quote."""
 ORDER_TYPE_LIMIT: OrderType.ValueType  # 2
+"""Rests (open) until the pools can fill its whole amount at limit_price or
+better, then executes like a market order; it never fills below its
+limit, and returns to open if the price slips back before it lands.
+"""
 ORDER_TYPE_SNIPER: OrderType.ValueType  # 3
+"""Waits for token_out, a mint address that need not be listed yet, and
+buys it as soon as its pool launches (capped by limit_price, if given).
+"""
 Global___OrderType: _TypeAlias = OrderType  # noqa: Y015
 
 class _Dex:
@@ -100,6 +129,8 @@ class ExecuteOrderRequest(_message.Message):
     SLIPPAGE_BPS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     ORDER_TYPE_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     MAX_PRICE_IMPACT_BPS_FIELD_NUMBER: _builtins.int
     token_in: _builtins.str
     """Symbol (SOL, USDC, ...) or mint address of the token sold."""
@@ -112,6 +143,11 @@ class ExecuteOrderRequest(_message.Message):
     idempotency_key: _builtins.str
     """Optional; the same key with the same parameters returns the same order."""
     order_type: Global___OrderType.ValueType
+    limit_price: _builtins.str
+    """The worst price accepted, in token_out per token_in, as a decimal string
+    such as "150.25". Required for ORDER_TYPE_LIMIT, an optional cap for
+    ORDER_TYPE_SNIPER, refused for a market order.
+    """
     max_price_impact_bps: _builtins.int
     """Largest accepted price impact of the route, in basis points: how far the
     order itself moves the price (slippage guards only against movement after
@@ -119,6 +155,12 @@ class ExecuteOrderRequest(_message.Message):
     stored (FAILED_PRECONDITION, PRICE_IMPACT_TOO_HIGH), when it is routed and
     again at settlement.
     """
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Optional: a limit or sniper order still resting then becomes expired.
+        Must be in the future; refused for a market order.
+        """
+
     def __init__(
         self,
         *,
@@ -128,11 +170,13 @@ class ExecuteOrderRequest(_message.Message):
         slippage_bps: _builtins.int = ...,
         idempotency_key: _builtins.str = ...,
         order_type: Global___OrderType.ValueType = ...,
+        limit_price: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
         max_price_impact_bps: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "idempotency_key", b"idempotency_key", "max_price_impact_bps", b"max_price_impact_bps", "order_type", b"order_type", "slippage_bps", b"slippage_bps", "token_in", b"token_in", "token_out", b"token_out"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "expires_at", b"expires_at", "idempotency_key", b"idempotency_key", "limit_price", b"limit_price", "max_price_impact_bps", b"max_price_impact_bps", "order_type", b"order_type", "slippage_bps", b"slippage_bps", "token_in", b"token_in", "token_out", b"token_out"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -290,6 +334,47 @@ class ListOrdersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListOrdersResponse: _TypeAlias = ListOrdersResponse  # noqa: Y015
+
+@_typing.final
+class CancelOrderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelOrderRequest: _TypeAlias = CancelOrderRequest  # noqa: Y015
+
+@_typing.final
+class CancelOrderResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """The order after the cancel (or as it was, if it was already cancelled)."""
+
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelOrderResponse: _TypeAlias = CancelOrderResponse  # noqa: Y015
 
 @_typing.final
 class GetQuoteRequest(_message.Message):
@@ -607,6 +692,8 @@ class Order(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     LAST_SEQ_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     token_in: _builtins.str
     token_out: _builtins.str
@@ -622,6 +709,8 @@ class Order(_message.Message):
     last_seq: _builtins.int
     """seq of the order's latest event."""
     idempotency_key: _builtins.str
+    limit_price: _builtins.str
+    """As in ExecuteOrderRequest; empty / unset when the order has none."""
     @_builtins.property
     def route(self) -> Global___Route: ...
     @_builtins.property
@@ -630,6 +719,8 @@ class Order(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -651,10 +742,12 @@ class Order(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         last_seq: _builtins.int = ...,
         idempotency_key: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "error", b"error", "route", b"route", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "error", b"error", "expires_at", b"expires_at", "route", b"route", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "amount_out", b"amount_out", "attempt", b"attempt", "created_at", b"created_at", "dex", b"dex", "error", b"error", "executed_price", b"executed_price", "idempotency_key", b"idempotency_key", "last_seq", b"last_seq", "order_id", b"order_id", "order_type", b"order_type", "route", b"route", "slippage_bps", b"slippage_bps", "status", b"status", "token_in", b"token_in", "token_out", b"token_out", "tx_signature", b"tx_signature", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "amount_out", b"amount_out", "attempt", b"attempt", "created_at", b"created_at", "dex", b"dex", "error", b"error", "executed_price", b"executed_price", "expires_at", b"expires_at", "idempotency_key", b"idempotency_key", "last_seq", b"last_seq", "limit_price", b"limit_price", "order_id", b"order_id", "order_type", b"order_type", "route", b"route", "slippage_bps", b"slippage_bps", "status", b"status", "token_in", b"token_in", "token_out", b"token_out", "tx_signature", b"tx_signature", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

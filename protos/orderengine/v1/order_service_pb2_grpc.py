@@ -62,6 +62,11 @@ class OrderServiceStub:
                 request_serializer=orderengine_dot_v1_dot_order__service__pb2.GetQuoteRequest.SerializeToString,
                 response_deserializer=orderengine_dot_v1_dot_order__service__pb2.GetQuoteResponse.FromString,
                 _registered_method=True)
+        self.CancelOrder = channel.unary_unary(
+                '/orderengine.v1.OrderService/CancelOrder',
+                request_serializer=orderengine_dot_v1_dot_order__service__pb2.CancelOrderRequest.SerializeToString,
+                response_deserializer=orderengine_dot_v1_dot_order__service__pb2.CancelOrderResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -106,6 +111,16 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelOrder(self, request, context):
+        """CancelOrder cancels an order that has not started executing (pending or
+        open) with a `cancelled` event. An order already executing or final is
+        FAILED_PRECONDITION; a cancelled one is returned unchanged; another
+        account's order is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -133,6 +148,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.GetQuote,
                     request_deserializer=orderengine_dot_v1_dot_order__service__pb2.GetQuoteRequest.FromString,
                     response_serializer=orderengine_dot_v1_dot_order__service__pb2.GetQuoteResponse.SerializeToString,
+            ),
+            'CancelOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOrder,
+                    request_deserializer=orderengine_dot_v1_dot_order__service__pb2.CancelOrderRequest.FromString,
+                    response_serializer=orderengine_dot_v1_dot_order__service__pb2.CancelOrderResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +293,33 @@ class OrderService:
             '/orderengine.v1.OrderService/GetQuote',
             orderengine_dot_v1_dot_order__service__pb2.GetQuoteRequest.SerializeToString,
             orderengine_dot_v1_dot_order__service__pb2.GetQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orderengine.v1.OrderService/CancelOrder',
+            orderengine_dot_v1_dot_order__service__pb2.CancelOrderRequest.SerializeToString,
+            orderengine_dot_v1_dot_order__service__pb2.CancelOrderResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,12 @@ class OrderServiceStub:
     """ListOrders returns orders newest first, paged."""
     GetQuote: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.GetQuoteRequest, _order_service_pb2.GetQuoteResponse]
     """GetQuote answers what routing would do now, without placing an order."""
+    CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]
+    """CancelOrder cancels an order that has not started executing (pending or
+    open) with a `cancelled` event. An order already executing or final is
+    FAILED_PRECONDITION; a cancelled one is returned unchanged; another
+    account's order is NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
@@ -69,6 +75,12 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """ListOrders returns orders newest first, paged."""
     GetQuote: _aio.UnaryUnaryMultiCallable[_order_service_pb2.GetQuoteRequest, _order_service_pb2.GetQuoteResponse]  # type: ignore[assignment]
     """GetQuote answers what routing would do now, without placing an order."""
+    CancelOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]  # type: ignore[assignment]
+    """CancelOrder cancels an order that has not started executing (pending or
+    open) with a `cancelled` event. An order already executing or final is
+    FAILED_PRECONDITION; a cancelled one is returned unchanged; another
+    account's order is NOT_FOUND.
+    """
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     """OrderService accepts swap orders, routes them between the Raydium and Meteora
@@ -117,5 +129,17 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_service_pb2.GetQuoteResponse, _abc.Awaitable[_order_service_pb2.GetQuoteResponse]]:
         """GetQuote answers what routing would do now, without placing an order."""
+
+    @_abc_1.abstractmethod
+    def CancelOrder(
+        self,
+        request: _order_service_pb2.CancelOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_service_pb2.CancelOrderResponse, _abc.Awaitable[_order_service_pb2.CancelOrderResponse]]:
+        """CancelOrder cancels an order that has not started executing (pending or
+        open) with a `cancelled` event. An order already executing or final is
+        FAILED_PRECONDITION; a cancelled one is returned unchanged; another
+        account's order is NOT_FOUND.
+        """
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

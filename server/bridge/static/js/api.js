@@ -58,6 +58,10 @@ export function listOrders({ status = "", limit = 50 } = {}) {
   return request(`/api/orders?${params}`);
 }
 
+export function cancelOrder(orderId) {
+  return request(`/api/orders/${encodeURIComponent(orderId)}/cancel`, { method: "POST", body: "{}" });
+}
+
 export function getOrder(orderId) {
   return request(`/api/orders/${encodeURIComponent(orderId)}`);
 }
@@ -76,7 +80,7 @@ export async function health() {
   }
 }
 
-const TERMINAL = new Set(["confirmed", "failed"]);
+const TERMINAL = new Set(["confirmed", "failed", "cancelled", "expired"]);
 // Close codes after which reconnecting cannot help.
 const FINAL_CLOSE = new Set([1000, 4400, 4401, 4404]);
 

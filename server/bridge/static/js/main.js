@@ -1,16 +1,17 @@
 // The desk page: ticket -> POST /api/orders/execute -> a live timeline over /ws/orders/{id}; blotter from
 // GET /api/orders; quote preview from GET /api/quote; service health from GET /health.
-import { ApiError, OrderStream, apiKey, executeOrder, getQuote, health, listOrders, setApiKey } from "./api.js";
+import { ApiError, OrderStream, apiKey, cancelOrder, executeOrder, getQuote, health, listOrders, setApiKey } from "./api.js";
 import { startCharts } from "./charts.js";
 import { el } from "./format.js";
 import { DEFAULT_PAIR, TOKENS } from "./tokens.js";
-import { Timeline, renderOrders, renderQuote } from "./views.js";
+import { FINAL, Timeline, renderOrders, renderQuote } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_TIMELINES = 8;
 
 const state = {
   slippageBps: 50,
+  orderType: "market",
   statusFilter: "",
   timelines: new Map(), // orderId -> { timeline, stream }
   quoteSeq: 0,
@@ -45,19 +46,49 @@ function fillTokens() {
   }
 }
 
+const EXPIRY_SECONDS = { "": 0, "10m": 600, "1h": 3600, "1d": 86400 };
+
 function ticketValues() {
-  return {
+  const values = {
     tokenIn: $("token-in").value,
-    tokenOut: $("token-out").value,
+    tokenOut: state.orderType === "sniper" ? $("mint").value.trim() : $("token-out").value,
     amount: $("amount").value.trim(),
     slippageBps: state.slippageBps,
   };
+  if (state.orderType !== "market") {
+    values.orderType = state.orderType;
+    const price = $("limit-price").value.trim();
+    if (price) values.limitPrice = price;
+    const seconds = EXPIRY_SECONDS[$("expires").value];
+    if (seconds) values.expiresAt = new Date(Date.now() + seconds * 1000).toISOString();
+  }
+  return values;
+}
+
+function chooseType(orderType) {
+  state.orderType = orderType;
+  for (const b of $("order-type").querySelectorAll("button")) b.classList.toggle("active", b.dataset.type === orderType);
+  $("ticket-title").textContent = { market: "Market order", limit: "Limit order", sniper: "Sniper order" }[orderType];
+  $("resting-fields").hidden = orderType === "market";
+  $("mint-field").hidden = orderType !== "sniper";
+  $("token-out").closest("label").hidden = orderType === "sniper";
+  scheduleQuote(0);
+}
+
+async function cancel(order) {
+  try {
+    await cancelOrder(order.orderId);
+  } catch (error) {
+    showTicketError(error.message);
+  }
+  refreshOrders();
 }
 
 function showTicketError(message, field) {
   $("ticket-error").textContent = message || "";
   for (const node of document.querySelectorAll("#ticket .invalid")) node.classList.remove("invalid");
-  const target = { amount: "amount", tokenIn: "token-in", tokenOut: "token-out" }[field];
+  const target = { amount: "amount", tokenIn: "token-in", tokenOut: state.orderType === "sniper" ? "mint" : "token-out",
+    limitPrice: "limit-price", expiresAt: "expires" }[field];
   if (target) $(target).classList.add("invalid");
 }
 
@@ -153,8 +184,8 @@ function openTimeline(order) {
       timeline.update(event);
       updateLiveCount();
       refreshOrdersSoon();
-      if (event.status === "confirmed" || event.status === "failed") {
-        countTerminal(event, timeline);
+      if (FINAL.has(event.status)) {
+        if (event.status === "confirmed" || event.status === "failed") countTerminal(event, timeline);
         refreshOrders();
       }
     },
@@ -183,11 +214,11 @@ async function refreshOrders() {
   ordersInFlight = true;
   try {
     const { orders } = await listOrders({ status: state.statusFilter, limit: 50 });
-    renderOrders($("orders").tBodies[0], orders, { onOpen: openTimeline });
+    renderOrders($("orders").tBodies[0], orders, { onOpen: openTimeline, onCancel: cancel });
     markKey(null);
   } catch (error) {
     markKey(error);
-    $("orders").tBodies[0].replaceChildren(el("tr", { class: "empty-row" }, el("td", { colspan: "9", class: "err" }, error.message)));
+    $("orders").tBodies[0].replaceChildren(el("tr", { class: "empty-row" }, el("td", { colspan: "11", class: "err" }, error.message)));
   } finally {
     ordersInFlight = false;
   }
@@ -243,6 +274,9 @@ function wire() {
       for (const b of $("slippage").querySelectorAll("button")) b.classList.toggle("active", b === button);
       scheduleQuote(0);
     });
+  }
+  for (const button of $("order-type").querySelectorAll("button")) {
+    button.addEventListener("click", () => chooseType(button.dataset.type));
   }
   for (const button of $("status-filter").querySelectorAll("button")) {
     button.addEventListener("click", () => {

@@ -2,6 +2,9 @@
 import { amount, bps, clockTime, dateTime, el, shortId, shortSig, since } from "./format.js";
 
 export const STAGES = ["pending", "routing", "building", "submitted", "confirmed"];
+// Statuses an order never leaves; `open` (a resting limit or sniper order) is not one of them.
+export const FINAL = new Set(["confirmed", "failed", "cancelled", "expired"]);
+const CANCELLABLE = new Set(["pending", "open"]);
 
 function statusBadge(status) {
   return el("span", { class: `badge s-${status}` }, status);
@@ -73,7 +76,7 @@ export class Timeline {
   }
 
   get finished() {
-    return this.order.status === "confirmed" || this.order.status === "failed";
+    return FINAL.has(this.order.status);
   }
 
   update(event) {
@@ -100,7 +103,7 @@ export class Timeline {
       el("td", {}, statusBadge(event.status)),
       el("td", {}, el("div", { class: "detail" }, eventDetail(event, this.order))),
     ));
-    if (event.status === "confirmed" || event.status === "failed") this.renderSummary(event);
+    if (FINAL.has(event.status)) this.renderSummary(event);
   }
 
   renderSummary(last) {
@@ -121,9 +124,9 @@ export class Timeline {
   }
 }
 
-export function renderOrders(tbody, orders, { onOpen }) {
+export function renderOrders(tbody, orders, { onOpen, onCancel }) {
   if (!orders.length) {
-    tbody.replaceChildren(el("tr", { class: "empty-row" }, el("td", { colspan: "9" }, "No orders yet.")));
+    tbody.replaceChildren(el("tr", { class: "empty-row" }, el("td", { colspan: "11" }, "No orders yet.")));
     return;
   }
   tbody.replaceChildren(...orders.map((o) => el("tr", { dataset: { orderId: o.orderId, status: o.status }, onclick: () => onOpen(o), title: "Open timeline" },
@@ -137,6 +140,11 @@ export function renderOrders(tbody, orders, { onOpen }) {
     el("td", { class: "num" }, amount(o.executedPrice)),
     el("td", { class: o.status === "failed" ? "err" : "sig", title: o.txHash || o.error || "" },
       o.status === "failed" ? (o.errorCode || o.error || "failed") : (o.txHash ? shortSig(o.txHash) : "—")),
+    el("td", { class: "type" }, o.orderType === "market" ? "market"
+      : `${o.orderType}${o.limitPrice ? ` @ ${amount(o.limitPrice)}` : ""}${o.expiresAt ? ` until ${dateTime(o.expiresAt)}` : ""}`),
+    el("td", {}, CANCELLABLE.has(o.status)
+      ? el("button", { type: "button", class: "cancel", onclick: (e) => { e.stopPropagation(); onCancel(o); } }, "Cancel")
+      : ""),
   )));
 }
 
