@@ -342,3 +342,34 @@ async def test_ws_execute_and_watch(w: World, caller: str) -> None:
     order_id = messages[0]["orderId"]
     assert (order_id == w.order_id) == (caller == "owner")
     assert messages[-1]["status"] == "confirmed"
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+async def test_cancel_order(w: World, caller: str) -> None:
+    """Only the owner may cancel: the owner hears that the (final) order cannot be cancelled; anyone else that there
+    is no such order, exactly as for a missing one."""
+    call = w.stub().CancelOrder(pb.CancelOrderRequest(order_id=w.order_id), metadata=w.metadata(caller), timeout=10)
+    if w.refusal(caller) is not None:
+        await refused_or_none(call, w, caller)
+    elif caller == "owner":
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert reason_of(err.value) == "ORDER_NOT_CANCELLABLE"
+    else:
+        missing = str(uuid.uuid4())
+        other = w.stub().CancelOrder(pb.CancelOrderRequest(order_id=missing), metadata=w.metadata(caller), timeout=10)
+        await assert_not_found_like_a_missing_order(call, w.order_id, (other, missing))
+    owner_view = await w.stub().GetOrder(pb.GetOrderRequest(order_id=w.order_id), metadata=w.owner.metadata)
+    assert owner_view.order.status == pb.ORDER_STATUS_CONFIRMED  # nobody's attempt changed it
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+async def test_http_cancel(w: World, caller: str) -> None:
+    r = await ahttp("POST", f"{w.bridge.http}/api/orders/{w.order_id}/cancel", b"{}", w.headers(caller))
+    if http_refusal(w, caller, r.status, r.json()):
+        return
+    if caller == "owner":
+        assert r.status == 409 and r.json()["reason"] == "ORDER_NOT_CANCELLABLE"
+    else:
+        assert r.status == 404 and r.json()["reason"] == "ORDER_NOT_FOUND"
