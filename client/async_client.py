@@ -140,9 +140,7 @@ class AsyncOrderClient:
 
         FAILED_PRECONDITION (naming its status) once it executes or is final; a cancelled order comes back as is."""
         try:
-            response = await self._stub.CancelOrder(
-                pb.CancelOrderRequest(order_id=order_id), timeout=deadline or self.deadline
-            )
+            response = await self._stub.CancelOrder(pb.CancelOrderRequest(order_id=order_id), **self._options(deadline))
         except grpc.RpcError as e:
             raise self._error(e) from None
         return response.order
