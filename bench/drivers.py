@@ -57,7 +57,9 @@ class GrpcDriver:
 
     name = "grpc"
 
-    def __init__(self, target: str, channels: int = 4, watch_timeout: float = WATCH_TIMEOUT_S) -> None:
+    def __init__(
+        self, target: str, channels: int = 4, api_key: str | None = None, watch_timeout: float = WATCH_TIMEOUT_S
+    ) -> None:
         self._watch_timeout = watch_timeout
         # A local subchannel pool gives each channel its own TCP connection instead of one shared by all.
         options = [("grpc.use_local_subchannel_pool", 1), ("grpc.enable_retries", 0)]
@@ -65,17 +67,21 @@ class GrpcDriver:
         # The generated stub returns an async stub for an aio channel (the .pyi's OrderServiceAsyncStub).
         self._stubs: list[pb_grpc.OrderServiceAsyncStub] = [pb_grpc.OrderServiceStub(c) for c in self._channels]
         self._next = itertools.cycle(range(channels))
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
         self._requests = [pb.ExecuteOrderRequest(token_in=a, token_out=b, amount=amt) for a, b, amt in ORDER_MIX]
 
     def stub(self) -> pb_grpc.OrderServiceAsyncStub:
         return self._stubs[next(self._next)]
 
     async def execute(self, n: int) -> str:
-        resp = await self.stub().ExecuteOrder(self._requests[n % len(self._requests)], timeout=EXECUTE_TIMEOUT_S)
+        request = self._requests[n % len(self._requests)]
+        resp = await self.stub().ExecuteOrder(request, timeout=EXECUTE_TIMEOUT_S, metadata=self._metadata)
         return resp.order_id
 
     async def watch(self, order_id: str) -> AsyncIterator[Event]:
-        call = self.stub().WatchOrder(pb.WatchOrderRequest(order_id=order_id), timeout=self._watch_timeout)
+        call = self.stub().WatchOrder(
+            pb.WatchOrderRequest(order_id=order_id), timeout=self._watch_timeout, metadata=self._metadata
+        )
         try:
             async for resp in call:
                 ev = resp.event
@@ -91,8 +97,9 @@ class GrpcDriver:
 class HttpPool:
     """A minimal HTTP/1.1 keep-alive client for loopback JSON POSTs (the bench needs nothing more)."""
 
-    def __init__(self, host: str, port: int, size: int) -> None:
+    def __init__(self, host: str, port: int, size: int, headers: dict[str, str] | None = None) -> None:
         self._host, self._port = host, port
+        self._extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._sem = asyncio.Semaphore(size)
         self._all: list[asyncio.StreamWriter] = []
@@ -117,7 +124,7 @@ class HttpPool:
         try:
             head = (
                 f"POST {path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{self._extra}\r\n"
             )
             writer.write(head.encode() + body)
             status_line = await reader.readline()
@@ -156,10 +163,13 @@ class BridgeDriver:
 
     name = "bridge"
 
-    def __init__(self, port: int, connections: int = 64, watch_timeout: float = WATCH_TIMEOUT_S) -> None:
+    def __init__(
+        self, port: int, connections: int = 64, api_key: str | None = None, watch_timeout: float = WATCH_TIMEOUT_S
+    ) -> None:
         self._watch_timeout = watch_timeout
         self._port = port
-        self._http = HttpPool("127.0.0.1", port, connections)
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = HttpPool("127.0.0.1", port, connections, self._headers)
         self._bodies = [
             json.dumps({"tokenIn": a, "tokenOut": b, "amount": float(amt)}).encode() for a, b, amt in ORDER_MIX
         ]
@@ -175,7 +185,8 @@ class BridgeDriver:
 
     async def watch(self, order_id: str) -> AsyncIterator[Event]:
         async with asyncio.timeout(self._watch_timeout):
-            async with ws_connect(f"ws://127.0.0.1:{self._port}/ws/orders/{order_id}", open_timeout=30) as ws:
+            url = f"ws://127.0.0.1:{self._port}/ws/orders/{order_id}"
+            async with ws_connect(url, open_timeout=30, additional_headers=self._headers) as ws:
                 async for message in ws:
                     msg = json.loads(message)
                     yield str(msg.get("status")), int(msg.get("seq") or 0), _iso_seconds(msg.get("timestamp"))

@@ -114,7 +114,7 @@ async def fan_out(
     "grpc-web": gRPC-Web WatchOrder calls through the bridge."""
     assert streams % orders == 0
     n_clients = clients or max(1, math.ceil(streams / STREAMS_PER_CLIENT))
-    driver = GrpcDriver(system.grpc_target, channels=8)
+    driver = GrpcDriver(system.grpc_target, channels=8, api_key=system.api_key)
     spawned: list[Client] = []
     try:
         ids = await _place(driver, orders)
@@ -129,6 +129,7 @@ async def fan_out(
                 "via": via,
                 "target": system.grpc_target,
                 "http_port": system.http_port,
+                "api_key": system.api_key,
                 "channels": CHANNELS_PER_CLIENT,
                 "open_timeout_s": OPEN_TIMEOUT_S,
                 "watch_timeout_s": OPEN_TIMEOUT_S + RUN_TIMEOUT_S + 60,

@@ -34,10 +34,10 @@ def _driver(job: dict[str, Any]) -> Driver:
     # A stream stays open from before the workers start until its order is final: the whole run.
     timeout = float(job["watch_timeout_s"])
     if job["via"] == "bridge":
-        return BridgeDriver(int(job["http_port"]), connections=4, watch_timeout=timeout)
+        return BridgeDriver(int(job["http_port"]), connections=4, api_key=job.get("api_key"), watch_timeout=timeout)
     if job["via"] == "grpc-web":
-        return GrpcWebDriver(int(job["http_port"]), connections=4, watch_timeout=timeout)
-    return GrpcDriver(job["target"], channels=int(job["channels"]), watch_timeout=timeout)
+        return GrpcWebDriver(int(job["http_port"]), connections=4, watch_timeout=timeout, api_key=job.get("api_key"))
+    return GrpcDriver(job["target"], channels=int(job["channels"]), api_key=job.get("api_key"), watch_timeout=timeout)
 
 
 def _kind(exc: BaseException) -> str:

@@ -27,13 +27,14 @@ class GrpcWebError(Exception):
 class _Connection:
     """One HTTP/1.1 keep-alive connection to the bridge, one request at a time."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, extra: str = "") -> None:
         self.reader, self.writer = reader, writer
         self.reusable = True
+        self.extra = extra  # more header lines, e.g. the API key
 
     @classmethod
-    async def open(cls, port: int) -> _Connection:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
+    async def open(cls, port: int, extra: str = "") -> _Connection:
+        return cls(*await asyncio.open_connection("127.0.0.1", port), extra)
 
     async def post(self, method: str, message: bytes) -> AsyncIterator[bytes]:
         """POSTs one framed message; yields the response body's chunks as they arrive."""
@@ -41,7 +42,7 @@ class _Connection:
         self.writer.write(
             (
                 f"POST {SERVICE_PATH}{method} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {wire.BINARY_TYPE}\r\n"
-                f"X-Grpc-Web: 1\r\nContent-Length: {len(body)}\r\n\r\n"
+                f"X-Grpc-Web: 1\r\nContent-Length: {len(body)}\r\n{self.extra}\r\n"
             ).encode()
             + body
         )
@@ -103,8 +104,11 @@ def _status(trailer: bytes) -> int:
 class GrpcWebDriver:
     name = "grpc-web"
 
-    def __init__(self, port: int, connections: int = 64, watch_timeout: float = WATCH_TIMEOUT_S) -> None:
+    def __init__(
+        self, port: int, connections: int = 64, watch_timeout: float = WATCH_TIMEOUT_S, api_key: str | None = None
+    ) -> None:
         self._watch_timeout = watch_timeout
+        self._extra = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
         self._port = port
         self._idle: list[_Connection] = []
         self._all: list[_Connection] = []
@@ -118,7 +122,7 @@ class GrpcWebDriver:
         """An idle keep-alive connection (True: reused), else a new one."""
         if self._idle:
             return self._idle.pop(), True
-        connection = await _Connection.open(self._port)
+        connection = await _Connection.open(self._port, self._extra)
         self._all.append(connection)
         return connection, False
 
@@ -150,7 +154,9 @@ class GrpcWebDriver:
         async with asyncio.timeout(self._watch_timeout):
             while True:
                 request = pb.WatchOrderRequest(order_id=order_id, from_seq=last_seq).SerializeToString()
-                connection = await _Connection.open(self._port)  # a stream holds its connection, as in a browser
+                connection = await _Connection.open(
+                    self._port, self._extra
+                )  # a stream holds its connection, as in a browser
                 try:
                     async for message in _messages(connection.post("WatchOrder", request), "WatchOrder"):
                         ev = pb.WatchOrderResponse.FromString(message).event

@@ -9,6 +9,7 @@ so neither Ctrl-C nor an exception leaves anything running.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -69,6 +70,8 @@ class System:
     grpc_target: str
     logs: Path
     http_port: int | None = None
+    # The key the load generator calls with: the engine runs with AUTH=required, as `serve` does by default.
+    api_key: str | None = None
     server_processes: int = 1
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # A RabbitMQ node's process when BROKER_URL points at one the benchmark started (its CPU is counted).
@@ -99,6 +102,7 @@ class System:
             "MARKET_SEED": "42",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            "AUTH": "required",
             **({"WORKER_THREADS": str(threads)} if threads else {}),
             **(extra_env or {}),
         }
@@ -116,6 +120,7 @@ class System:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+            system.api_key = _bench_account(env)
             system.spawn("server", "serve", "--processes", str(server_processes))
             if start_workers:
                 system.start_workers(workers)
@@ -158,7 +163,10 @@ class System:
             while True:
                 self._check_alive()
                 try:
-                    pb_grpc.OrderServiceStub(channel).ListOrders(pb.ListOrdersRequest(page_size=1), timeout=2)
+                    metadata = (("authorization", f"Bearer {self.api_key}"),) if self.api_key else None
+                    pb_grpc.OrderServiceStub(channel).ListOrders(
+                        pb.ListOrdersRequest(page_size=1), timeout=2, metadata=metadata
+                    )
                     break
                 except grpc.RpcError:
                     if time.monotonic() > deadline:
@@ -234,6 +242,21 @@ class System:
                 proc.wait()
         self.procs.clear()
         self.stores.drop_database(self.env["DATABASE_URL"])
+
+
+def _bench_account(env: dict[str, str]) -> str:
+    """An account whose limit the load never reaches: the limit is still checked on every order."""
+    command = ["accounts", "create", "bench", "--orders-per-minute", str(10**9), "--json"]
+    made = subprocess.run(
+        [sys.executable, "-m", "server.cli", *command],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    api_key: str = json.loads(made.stdout)["api_key"]
+    return api_key
 
 
 def _listeners(port: int) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 TARGET_ZERO = 500.0
@@ -387,6 +389,7 @@ def render(data: dict[str, Any]) -> str:
                     out.append("")
     out += _transports(res)
     out += _errors(res)
+    out += _auth_cost(res)
     out += _brokers(res.get("brokers"))
     if "telemetry" in res:
         out += _telemetry(res["telemetry"])
@@ -796,3 +799,52 @@ OPTIMIZATION_LOG = [
     "ne firing 8 at a time under the heavier load. The work follows the orders made reachable, not the 10"
     "0,000 resting.",
 ]
+
+
+# The same quick `zero` run on the last commit before accounts (issue 9), kept to show what authentication costs.
+BEFORE_ACCOUNTS = Path(__file__).resolve().parent / "results" / "before-accounts.json"
+_PARTS = (("server", "server"), ("workers", "workers"), ("PostgreSQL", "postgres"), ("Redis", "redis"))
+
+
+def _cpu_per_order(step: dict[str, Any]) -> dict[str, float]:
+    rate = step["throughput_per_s"]
+    return {k: 1000 * v / rate for k, v in step["cpu_cores"].items()} if rate else {}
+
+
+def _auth_cost(res: dict[str, Any], before_path: Path = BEFORE_ACCOUNTS) -> list[str]:
+    """CPU per confirmed order with AUTH=required (every call authenticated, every order counted against its
+    account's limit) next to the same steps measured before accounts existed."""
+    zero = res.get("zero")
+    if not zero or not before_path.exists():
+        return []
+    before_data = json.loads(before_path.read_text())
+    before = before_data["results"]["zero"]["throughput_by_workers"]
+    rows = []
+    for workers, steps in zero["throughput_by_workers"].items():
+        for step in steps:
+            match = next((b for b in before.get(workers, []) if b["concurrency"] == step["concurrency"]), None)
+            if match is None:
+                continue
+            now, then = _cpu_per_order(step), _cpu_per_order(match)
+            cells = [f"{then.get(k, 0):.2f} -> {now.get(k, 0):.2f}" for _, k in _PARTS]
+            total = f"**{then.get('total', 0):.2f} -> {now.get('total', 0):.2f}**"
+            rates = f"{match['throughput_per_s']:.0f} -> {step['throughput_per_s']:.0f}"
+            rows.append(f"| {workers}, {step['concurrency']} | {rates} | " + " | ".join([*cells, total]) + " |")
+    if not rows:
+        return []
+    commit = before_data["meta"]["git"]["commit"][:12]
+    header = " | ".join(name for name, _ in _PARTS)
+    return [
+        "## What authentication costs (CPU per confirmed order, ms)",
+        "",
+        f"Before: commit `{commit}` (no accounts), `{before_data['meta']['command']}`, started "
+        f"{before_data['meta']['started']}; after: this run, every call carrying an API key (`AUTH=required`) "
+        "and every order counted against its account's limit in Redis. Same closed-loop steps; `all` includes the "
+        "load generator. Runs on a shared machine differ by about 25% from one to the next, so read a difference "
+        "smaller than that as noise.",
+        "",
+        f"| workers, clients | confirmed/s | {header} | all |",
+        "| ---: | ---: | " + " | ".join("---:" for _ in _PARTS) + " | ---: |",
+        *rows,
+        "",
+    ]

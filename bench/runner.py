@@ -35,8 +35,8 @@ def _brief(r: dict[str, Any]) -> str:
     )
 
 
-def _grpc(target: str) -> Callable[[], Driver]:
-    return lambda: GrpcDriver(target)
+def _grpc(system: System) -> Callable[[], Driver]:
+    return lambda: GrpcDriver(system.grpc_target, api_key=system.api_key)
 
 
 FAN_OUT_VIA = {"grpc": "grpc", "websocket": "bridge", "grpc-web": "grpc-web"}
@@ -46,11 +46,12 @@ def _transport(name: str, system: System, connections: int = 64) -> Callable[[],
     """A driver factory for one of TRANSPORTS against a system started with its bridge."""
     assert system.http_port is not None
     port = system.http_port
+    key = system.api_key
     if name == "grpc":
-        return _grpc(system.grpc_target)
+        return _grpc(system)
     if name == "websocket":
-        return lambda: BridgeDriver(port, connections=connections)
-    return lambda: GrpcWebDriver(port, connections=connections)
+        return lambda: BridgeDriver(port, connections=connections, api_key=key)
+    return lambda: GrpcWebDriver(port, connections=connections, api_key=key)
 
 
 class Runner:
@@ -120,7 +121,7 @@ class Runner:
         for w in p.workers:
             say(f"{latency}: throughput with {w} worker process(es)")
             async with self.system(latency=latency, workers=w) as s:
-                by_workers[str(w)] = await self.ramp(_grpc(s.grpc_target), s, ramp, f"w={w}")
+                by_workers[str(w)] = await self.ramp(_grpc(s), s, ramp, f"w={w}")
         peak = {w: max(r["throughput_per_s"] for r in steps) for w, steps in by_workers.items()}
         best_w = int(max(peak, key=lambda w: peak[w]))
         best = peak[str(best_w)]
@@ -133,9 +134,7 @@ class Runner:
         rates = [r for r in rates if r > 0]
         say(f"{latency}: open-loop latency with {best_w} worker process(es) at {rates} orders/s")
         async with self.system(latency=latency, workers=best_w) as s:
-            open_runs = await self.rates(
-                _grpc(s.grpc_target), s, [float(r) for r in rates], warmup, duration, drain, f"w={best_w}"
-            )
+            open_runs = await self.rates(_grpc(s), s, [float(r) for r in rates], warmup, duration, drain, f"w={best_w}")
         return {
             "throughput_by_workers": by_workers,
             "peak_by_workers": peak,
@@ -149,7 +148,7 @@ class Runner:
         for t in self.plan.thread_counts:
             say(f"realistic: one worker process with WORKER_THREADS={t}")
             async with self.system(latency="realistic", workers=1, threads=t) as s:
-                out[str(t)] = await self.ramp(_grpc(s.grpc_target), s, self.plan.threads_ramp, f"threads={t}")
+                out[str(t)] = await self.ramp(_grpc(s), s, self.plan.threads_ramp, f"threads={t}")
         return out
 
     async def fanout(self, workers: int) -> list[dict[str, Any]]:
@@ -182,19 +181,20 @@ class Runner:
         say(f"bridge (HTTP + WebSocket), zero latency, {zero_workers} worker process(es)")
         async with self.system(latency="zero", workers=zero_workers, bridge=True) as s:
             assert s.http_port is not None
-            port = s.http_port
-            out["zero"] = await self.ramp(lambda: BridgeDriver(port), s, p.bridge_ramp, "bridge")
+            port, key = s.http_port, s.api_key
+            out["zero"] = await self.ramp(lambda: BridgeDriver(port, api_key=key), s, p.bridge_ramp, "bridge")
             if p.bridge_rates:
+                rates = list(p.bridge_rates)
                 out["zero_open_loop"] = await self.rates(
-                    lambda: BridgeDriver(port), s, list(p.bridge_rates), p.open_warmup, p.open_duration, 10, "bridge"
+                    lambda: BridgeDriver(port, api_key=key), s, rates, p.open_warmup, p.open_duration, 10, "bridge"
                 )
         if p.bridge_realistic_ramp.concurrency:
             say(f"bridge (HTTP + WebSocket), realistic latency, {realistic_workers} worker process(es)")
             async with self.system(latency="realistic", workers=realistic_workers, bridge=True) as s:
                 assert s.http_port is not None
-                rport = s.http_port
+                rport, rkey = s.http_port, s.api_key
                 out["realistic"] = await self.ramp(
-                    lambda: BridgeDriver(rport, connections=256), s, p.bridge_realistic_ramp, "bridge"
+                    lambda: BridgeDriver(rport, connections=256, api_key=rkey), s, p.bridge_realistic_ramp, "bridge"
                 )
         out["workers"] = {"zero": zero_workers, "realistic": realistic_workers}
         return out
@@ -247,7 +247,7 @@ class Runner:
                     async with self.system(latency=latency, workers=p.broker_workers, extra_env=extra) as s:
                         if kind == "amqp":
                             s.broker_pid = rabbitmq.pid
-                        out[f"{kind}_{latency}"] = await self.ramp(_grpc(s.grpc_target), s, ramp, kind)
+                        out[f"{kind}_{latency}"] = await self.ramp(_grpc(s), s, ramp, kind)
         finally:
             rabbitmq.stop()
         return out
@@ -259,7 +259,7 @@ class Runner:
             return {"skipped": "py-spy not installed"}
         say(f"profile: py-spy on the server and {workers} worker process(es), zero latency, c={p.profile_concurrency}")
         async with self.system(latency="zero", workers=workers) as s:
-            driver = GrpcDriver(s.grpc_target)
+            driver = GrpcDriver(s.grpc_target, api_key=s.api_key)
             try:
                 load = asyncio.create_task(
                     closed_loop(

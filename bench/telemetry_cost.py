@@ -55,7 +55,7 @@ async def telemetry_cost(
                 system = System.start(stores, latency="zero", workers=1, extra_env=env)
                 live.append(system)
                 scraper = asyncio.create_task(_scrape_forever(urls)) if urls else None
-                driver = GrpcDriver(system.grpc_target)
+                driver = GrpcDriver(system.grpc_target, api_key=system.api_key)
                 try:
                     r = await open_loop(
                         driver, system.pids, rate=rate, warmup=warmup, duration=duration, drain=10, poisson=False

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import grpc
 
+from client.credentials import auth_metadata
 from client.errors import OrderServiceError
 from client.options import (
     CHANNEL_OPTIONS,
@@ -20,6 +22,7 @@ from client.options import (
     DEFAULT_TARGET,
     TERMINAL_STATUSES,
     ReconnectPolicy,
+    channel_credentials,
     execute_request,
     list_request,
     quote_request,
@@ -31,6 +34,9 @@ from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 class AsyncOrderClient:
     """The asyncio twin of `OrderClient`: same methods, awaited; `async with` or `await close()`.
 
+    `api_key` goes with every call (`authorization: Bearer <key>`); `tls` (or a `ca_file` of the CA that signed
+    the server's certificate) connects over TLS.
+
     Create it inside a running event loop (a grpc.aio channel belongs to the loop it was made on).
     """
 
@@ -40,13 +46,30 @@ class AsyncOrderClient:
         *,
         deadline: float = DEFAULT_DEADLINE_S,
         reconnect: ReconnectPolicy | None = None,
+        api_key: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         self.target = target
         self.deadline = deadline
         self.reconnect = reconnect or ReconnectPolicy()
-        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors or None)
+        credentials = channel_credentials(tls, ca_file)
+        if credentials is None:
+            self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors or None)
+        else:
+            self.channel = grpc.aio.secure_channel(
+                target, credentials, options=CHANNEL_OPTIONS, interceptors=interceptors or None
+            )
         self._stub = pb_grpc.OrderServiceStub(self.channel)
+        self._metadata = auth_metadata(api_key)
+
+    def with_api_key(self, api_key: str | None) -> AsyncOrderClient:
+        """The same client (and channel) calling with another key, or none: for a process that serves many
+        callers, like the bridge. Close the original, not the copies."""
+        other = copy.copy(self)
+        other._metadata = auth_metadata(api_key)
+        return other
 
     async def __aenter__(self) -> Self:
         return self
@@ -58,6 +81,9 @@ class AsyncOrderClient:
 
     async def close(self) -> None:
         await self.channel.close(None)
+
+    def _options(self, deadline: float | None) -> dict[str, Any]:
+        return {"timeout": deadline or self.deadline, "metadata": self._metadata}
 
     def _error(self, error: grpc.RpcError) -> OrderServiceError:
         return OrderServiceError.from_rpc_error(error, self.target)
@@ -104,7 +130,7 @@ class AsyncOrderClient:
             expires_at=expires_at,
         )
         try:
-            response = await self._stub.ExecuteOrder(request, timeout=deadline or self.deadline)
+            response = await self._stub.ExecuteOrder(request, **self._options(deadline))
         except grpc.RpcError as e:
             raise self._error(e) from None
         return response.order_id
@@ -114,18 +140,14 @@ class AsyncOrderClient:
 
         FAILED_PRECONDITION (naming its status) once it executes or is final; a cancelled order comes back as is."""
         try:
-            response = await self._stub.CancelOrder(
-                pb.CancelOrderRequest(order_id=order_id), timeout=deadline or self.deadline
-            )
+            response = await self._stub.CancelOrder(pb.CancelOrderRequest(order_id=order_id), **self._options(deadline))
         except grpc.RpcError as e:
             raise self._error(e) from None
         return response.order
 
     async def get(self, order_id: str, *, deadline: float | None = None) -> pb.Order:
         try:
-            response = await self._stub.GetOrder(
-                pb.GetOrderRequest(order_id=order_id), timeout=deadline or self.deadline
-            )
+            response = await self._stub.GetOrder(pb.GetOrderRequest(order_id=order_id), **self._options(deadline))
         except grpc.RpcError as e:
             raise self._error(e) from None
         return response.order
@@ -140,9 +162,7 @@ class AsyncOrderClient:
     ) -> pb.ListOrdersResponse:
         """One page of orders, newest first; pass `next_page_token` back as `page_token` for the next."""
         try:
-            return await self._stub.ListOrders(
-                list_request(status, page_size, page_token), timeout=deadline or self.deadline
-            )
+            return await self._stub.ListOrders(list_request(status, page_size, page_token), **self._options(deadline))
         except grpc.RpcError as e:
             raise self._error(e) from None
 
@@ -157,7 +177,7 @@ class AsyncOrderClient:
     ) -> pb.GetQuoteResponse:
         try:
             return await self._stub.GetQuote(
-                quote_request(token_in, token_out, amount, slippage_bps), timeout=deadline or self.deadline
+                quote_request(token_in, token_out, amount, slippage_bps), **self._options(deadline)
             )
         except grpc.RpcError as e:
             raise self._error(e) from None
@@ -173,7 +193,9 @@ class AsyncOrderClient:
         backoff = self.reconnect.delays()
         last_progress = time.monotonic()
         while True:
-            call = self._stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id, from_seq=last_seq))
+            call = self._stub.WatchOrder(
+                pb.WatchOrderRequest(order_id=order_id, from_seq=last_seq), metadata=self._metadata
+            )
             try:
                 async for response in call:
                     event = response.event

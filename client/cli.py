@@ -33,7 +33,8 @@ errors go to stderr, as one line, or with --json as one JSON object:
   {"error": {"code": "NOT_FOUND", "message": "order ... not found", "field": null}}
 
 environment:
-  ORDERCTL_TARGET   default for --target (host:port of the gRPC service)
+  ORDERCTL_TARGET       default for --target (host:port of the gRPC service)
+  ORDERENGINE_API_KEY   default for --api-key (better than --api-key: a command line is visible to `ps`)
 
 examples:
   orderctl execute SOL USDC 1.5 --watch
@@ -275,6 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("ORDERCTL_TARGET") or DEFAULT_TARGET,
         help="host:port of the gRPC service (default: $ORDERCTL_TARGET or %(default)s)",
     )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("ORDERENGINE_API_KEY") or None,
+        metavar="KEY",
+        help="the API key of your account (default: $ORDERENGINE_API_KEY; none: the service's anonymous account)",
+    )
+    parser.add_argument("--tls", action="store_true", help="connect over TLS (the system's CA roots)")
+    parser.add_argument(
+        "--ca-file", default=None, metavar="PEM", help="connect over TLS, trusting this CA (e.g. a self-signed one)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output (JSON lines)")
     parser.add_argument(
         "--deadline", type=float, default=10.0, metavar="SECONDS", help="deadline of each call (default 10)"
@@ -364,10 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     run: Callable[[OrderClient, argparse.Namespace], int] = args.run
+    if args.ca_file and not os.path.isfile(args.ca_file):
+        parser.error(f"--ca-file {args.ca_file}: no such file")
     try:
-        with OrderClient(args.target, deadline=args.deadline) as client:
+        with OrderClient(
+            args.target, deadline=args.deadline, api_key=args.api_key, tls=args.tls, ca_file=args.ca_file
+        ) as client:
             return run(client, args)
     except OrderServiceError as e:
         if args.json:

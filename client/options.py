@@ -6,6 +6,9 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
+
+import grpc
 
 from orderengine.v1 import order_service_pb2 as pb
 
@@ -31,6 +34,13 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
+
+
+def channel_credentials(tls: bool, ca_file: str | None) -> grpc.ChannelCredentials | None:
+    """TLS when asked for or when a CA file is given (that CA's certificates; the system's roots otherwise)."""
+    if not tls and not ca_file:
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes() if ca_file else None)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import grpc
 
+from client.credentials import auth_metadata
 from client.errors import OrderServiceError
 from client.options import (
     CHANNEL_OPTIONS,
@@ -19,6 +20,7 @@ from client.options import (
     DEFAULT_TARGET,
     TERMINAL_STATUSES,
     ReconnectPolicy,
+    channel_credentials,
     execute_request,
     list_request,
     quote_request,
@@ -28,7 +30,10 @@ from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 
 
 class OrderClient:
-    """A blocking client over one insecure channel; use it as a context manager or call `close()`.
+    """A blocking client over one channel; use it as a context manager or call `close()`.
+
+    `api_key` goes with every call (`authorization: Bearer <key>`); `tls` (or a `ca_file` of the CA that signed
+    the server's certificate) connects over TLS, plaintext otherwise.
 
     Every unary call carries a deadline (`deadline` seconds, per call or the client's default); a failed call
     raises `OrderServiceError` with the gRPC status. `watch` has no deadline: it follows an order to its end,
@@ -42,12 +47,22 @@ class OrderClient:
         deadline: float = DEFAULT_DEADLINE_S,
         reconnect: ReconnectPolicy | None = None,
         channel: grpc.Channel | None = None,
+        api_key: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
     ) -> None:
         self.target = target
         self.deadline = deadline
         self.reconnect = reconnect or ReconnectPolicy()
-        self._channel = channel or grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        credentials = channel_credentials(tls, ca_file)
+        if channel is not None:
+            self._channel = channel
+        elif credentials is None:
+            self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.OrderServiceStub(self._channel)
+        self._metadata = auth_metadata(api_key)
 
     def __enter__(self) -> Self:
         return self
@@ -59,6 +74,9 @@ class OrderClient:
 
     def close(self) -> None:
         self._channel.close()
+
+    def _options(self, deadline: float | None) -> dict[str, Any]:
+        return {"timeout": deadline or self.deadline, "metadata": self._metadata}
 
     def _error(self, error: grpc.RpcError) -> OrderServiceError:
         return OrderServiceError.from_rpc_error(error, self.target)
@@ -105,7 +123,7 @@ class OrderClient:
             expires_at=expires_at,
         )
         try:
-            return self._stub.ExecuteOrder(request, timeout=deadline or self.deadline).order_id
+            return self._stub.ExecuteOrder(request, **self._options(deadline)).order_id
         except grpc.RpcError as e:
             raise self._error(e) from None
 
@@ -114,9 +132,7 @@ class OrderClient:
 
         FAILED_PRECONDITION (naming its status) once it executes or is final; a cancelled order comes back as is."""
         try:
-            response = self._stub.CancelOrder(
-                pb.CancelOrderRequest(order_id=order_id), timeout=deadline or self.deadline
-            )
+            response = self._stub.CancelOrder(pb.CancelOrderRequest(order_id=order_id), **self._options(deadline))
         except grpc.RpcError as e:
             raise self._error(e) from None
         return response.order
@@ -124,7 +140,7 @@ class OrderClient:
     def get(self, order_id: str, *, deadline: float | None = None) -> pb.Order:
         try:
             request = pb.GetOrderRequest(order_id=order_id)
-            return self._stub.GetOrder(request, timeout=deadline or self.deadline).order
+            return self._stub.GetOrder(request, **self._options(deadline)).order
         except grpc.RpcError as e:
             raise self._error(e) from None
 
@@ -139,7 +155,7 @@ class OrderClient:
         """One page of orders, newest first; pass `next_page_token` back as `page_token` for the next."""
         try:
             request = list_request(status, page_size, page_token)
-            return self._stub.ListOrders(request, timeout=deadline or self.deadline)
+            return self._stub.ListOrders(request, **self._options(deadline))
         except grpc.RpcError as e:
             raise self._error(e) from None
 
@@ -154,7 +170,7 @@ class OrderClient:
     ) -> pb.GetQuoteResponse:
         try:
             return self._stub.GetQuote(
-                quote_request(token_in, token_out, amount, slippage_bps), timeout=deadline or self.deadline
+                quote_request(token_in, token_out, amount, slippage_bps), **self._options(deadline)
             )
         except grpc.RpcError as e:
             raise self._error(e) from None
@@ -170,7 +186,9 @@ class OrderClient:
         backoff = self.reconnect.delays()
         last_progress = time.monotonic()
         while True:
-            call = self._stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id, from_seq=last_seq))
+            call = self._stub.WatchOrder(
+                pb.WatchOrderRequest(order_id=order_id, from_seq=last_seq), metadata=self._metadata
+            )
             try:
                 for response in call:
                     event = response.event

@@ -1,5 +1,5 @@
-"""`orderengine`: run the whole system (`dev`) or one part of it (`serve`, `worker`, `bridge`, `migrate`), and look
-at or reset the mock market (`pools`, `market reset`)."""
+"""`orderengine`: run the whole system (`dev`) or one part of it (`serve`, `worker`, `bridge`, `migrate`), look
+at or reset the mock market (`pools`, `market reset`), and manage accounts and API keys (`accounts`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server import accounts_cli
 from server.orphans import child_env, die_with_parent_if_asked
 from workers.config import Settings, get_settings
 from workers.readiness import NOTIFY_SOCKET, notify_ready
@@ -251,6 +252,17 @@ def _positive_decimal(text: str) -> Decimal:
     return value
 
 
+# -- accounts --------------------------------------------------------------------------------------------------
+
+
+def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
+    from server import accounts_cli
+
+    database_url = _with_database(settings).database_url
+    assert database_url
+    return accounts_cli.run(args, database_url, settings.orders_per_minute)
+
+
 # -- dev: everything on one machine ----------------------------------------------------------------------------
 
 
@@ -321,6 +333,8 @@ def cmd_dev(settings: Settings, processes: int) -> int:
         print(f"orderengine: {exc}", file=sys.stderr)
         return 1
     embedded: list[EmbeddedRedis | EmbeddedPostgres] = []
+    # One machine, one developer: key-less calls act as the `default` account unless AUTH says otherwise.
+    env.setdefault("AUTH", "optional")
     readiness = Readiness()
     try:
         if not settings.redis_url:
@@ -343,7 +357,7 @@ def cmd_dev(settings: Settings, processes: int) -> int:
             ("bridge", [*me, "bridge"]),
         ]
         env[NOTIFY_SOCKET] = readiness.address
-        banner = _banner_when_ready(readiness, settings, processes, data, metrics)
+        banner = _banner_when_ready(readiness, settings, processes, data, metrics, env["AUTH"])
         return _supervise(children, env, on_tick=banner)
     finally:
         readiness.close()
@@ -369,22 +383,36 @@ def _dev_metrics_ports(env: dict[str, str], workers: int) -> list[tuple[str, int
 
 
 def _banner_when_ready(
-    readiness: Readiness, settings: Settings, workers: int, data: Path, metrics: Sequence[tuple[str, int]] = ()
+    readiness: Readiness,
+    settings: Settings,
+    workers: int,
+    data: Path,
+    metrics: Sequence[tuple[str, int]] = (),
+    auth: str = "required",
 ) -> Callable[[], None]:
     """Prints the banner once every part (server, each worker process, bridge) has said it serves."""
     expected = Counter({"serve": 1, "worker": workers, "bridge": 1})
     started = last_note = time.monotonic()
     done = False
     target = f"localhost:{settings.grpc_port}"
+    grpc_tls, http_tls = bool(settings.grpc_tls_cert_file), bool(settings.http_tls_cert_file)
+    grpcurl = "grpcurl -cacert <ca.pem>" if grpc_tls else "grpcurl -plaintext"
+    web = f"{'https' if http_tls else 'http'}://localhost:{settings.http_port}"
+    keys = (
+        "optional: calls without a key act as the `default` account"
+        if auth == "optional"
+        else "required: make one with `.venv/bin/orderengine accounts create NAME`"
+    )
     banner = (
         "\n  orderengine is up\n"
-        f"    gRPC     {target}   (.venv/bin/grpcurl -plaintext {target} list)\n"
-        f"    web page http://localhost:{settings.http_port}/\n"
-        f"    HTTP/WS  http://localhost:{settings.http_port}/api/orders/execute, "
-        f"ws://localhost:{settings.http_port}/ws/orders/<id>\n"
-        f"    gRPC-Web http://localhost:{settings.http_port}/orderengine.v1.OrderService/<Method>\n"
+        f"    gRPC     {target}   (.venv/bin/{grpcurl} {target} list)\n"
+        f"    web page {web}/\n"
+        f"    HTTP/WS  {web}/api/orders/execute, {'wss' if http_tls else 'ws'}://localhost:{settings.http_port}"
+        "/ws/orders/<id>\n"
+        f"    gRPC-Web {web}/orderengine.v1.OrderService/<Method>\n"
         f"    CLI      .venv/bin/orderctl --target {target} quote SOL USDC 1\n"
         + "".join(f"    metrics  http://localhost:{port}/metrics   ({kind})\n" for kind, port in metrics)
+        + f"    API keys {keys}\n"
         + f"    data     {data}\n"
         "  Ctrl-C stops everything.\n"
     )
@@ -473,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="L",
         help="the paired token's side of the pool, in whole tokens (100)",
     )
+    accounts_cli.add_parser(sub)
     return parser
 
 
@@ -494,6 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_migrate(settings)
         case "pools":
             return cmd_pools(settings)
+        case "accounts":
+            return cmd_accounts(settings, args)
         case "market":
             if args.market_command == "launch":
                 return cmd_market_launch(settings, args)

@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 
 import grpc
 
+from server.rich_status import Refusal, abort
+
 Deserializer = Callable[[bytes], Any]
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -46,8 +48,7 @@ def strict(deserializer: Deserializer) -> Deserializer:
 
 
 async def _refuse(context: Context, error: UndecodableRequest) -> NoReturn:
-    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-    raise AssertionError("abort returned")  # pragma: no cover - abort always raises
+    await abort(context, Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(error), "MALFORMED_REQUEST"))
 
 
 def _unary_unary(behavior: Callable[..., Awaitable[Any]], decode: Deserializer) -> Callable[..., Awaitable[Any]]:

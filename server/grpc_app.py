@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,13 +18,16 @@ from grpc_reflection.v1alpha import reflection
 
 from client.options import SERVICE_NAME
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
+from server.auth import Authentication, Authenticator
 from server.decoding import RequestDecoding
-from server.errors import ErrorMapping
+from server.errors import ErrorMapping, refusal_for
 from server.grpc_metrics import GrpcMetrics, watch_hub
 from server.grpc_tracing import GrpcTracing
+from server.rate_limit import OrderRateLimit
 from server.servicer import OrderService
 from server.watch import EventHub
 from server.watch_limit import WatchStreamLimit, server_options
+from workers.account_store import AccountStore
 from workers.config import Settings
 from workers.runtime import Engine
 from workers.telemetry.metrics import OrderMetrics
@@ -69,23 +73,52 @@ async def start_grpc(settings: Settings, *, port: int | None = None) -> GrpcApp:
         engine.events.observe(EventSpans())
         telemetry.append(GrpcTracing())
 
+    authenticator = Authenticator(
+        AccountStore(engine.store.pool), required=settings.auth_required, cache_seconds=settings.auth_cache_seconds
+    )
+    # Authentication before the rest: a refused call never reaches the servicer, nor the interceptors behind it.
     server = grpc.aio.server(
-        interceptors=[*telemetry, RequestDecoding(), ErrorMapping(), WatchStreamLimit(settings.watch_max_streams)],
+        interceptors=[
+            *telemetry,  # outermost: refusals are counted and traced too
+            Authentication(authenticator, SERVICE_NAME, refusal_for),
+            RequestDecoding(),
+            ErrorMapping(),
+            WatchStreamLimit(settings.watch_max_streams),
+        ],
         options=server_options(settings),
     )
-    pb_grpc.add_OrderServiceServicer_to_server(OrderService(engine, hub), server)
+    rate_limit = OrderRateLimit(
+        engine.redis, default_limit=settings.orders_per_minute, window_s=settings.rate_limit_window_seconds
+    )
+    pb_grpc.add_OrderServiceServicer_to_server(OrderService(engine, hub, rate_limit), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    bound = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port if port is None else port}")
+    address = f"{settings.grpc_host}:{settings.grpc_port if port is None else port}"
+    credentials = server_credentials(settings)
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     await server.start()
     app = GrpcApp(server=server, engine=engine, hub=hub, health=health, port=bound)
     app._probe = asyncio.create_task(_probe_health(app, settings))
-    log.info("gRPC OrderService listening on port %d", bound)
+    log.info(
+        "gRPC OrderService listening on port %d (%s, AUTH=%s)",
+        bound,
+        "TLS" if credentials else "plaintext",
+        settings.auth,
+    )
     return app
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS-only when GRPC_TLS_CERT_FILE / GRPC_TLS_KEY_FILE are set (PEM files; the cert may carry its chain)."""
+    if not settings.grpc_tls_cert_file or not settings.grpc_tls_key_file:
+        return None
+    key = Path(settings.grpc_tls_key_file).read_bytes()
+    chain = Path(settings.grpc_tls_cert_file).read_bytes()
+    return grpc.ssl_server_credentials([(key, chain)])
 
 
 async def _probe_health(app: GrpcApp, settings: Settings) -> None:

@@ -11,6 +11,9 @@ import grpc
 from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server import convert
+from server.auth import current_account
+from server.errors import QueueUnavailable
+from server.rate_limit import OrderRateLimit
 from server.validation import (
     InvalidArgument,
     parse_amount,
@@ -22,7 +25,7 @@ from server.validation import (
     parse_status_filter,
 )
 from server.watch import EventHub, GatedReads, follow
-from workers.domain import DEFAULT_OWNER, RESTING_ORDER_TYPES, PermanentFailure
+from workers.domain import RESTING_ORDER_TYPES
 from workers.market import UnknownTokenError, resolve_token
 from workers.models import Order
 from workers.price_impact import check_price_impact
@@ -37,9 +40,10 @@ TOKENS_MAX_AGE_S = 0.5
 
 
 class OrderService(pb_grpc.OrderServiceServicer):
-    def __init__(self, engine: Engine, hub: EventHub) -> None:
+    def __init__(self, engine: Engine, hub: EventHub, rate_limit: OrderRateLimit) -> None:
         self.engine = engine
         self.hub = hub
+        self.rate_limit = rate_limit
         self._watch_reads: GatedReads | None = None
 
     @property
@@ -54,14 +58,16 @@ class OrderService(pb_grpc.OrderServiceServicer):
         request: pb.ExecuteOrderRequest,
         context: grpc.aio.ServicerContext[pb.ExecuteOrderRequest, pb.ExecuteOrderResponse],
     ) -> pb.ExecuteOrderResponse:
+        account = current_account()
         try:
-            new = parse_execute(request, owner_id=DEFAULT_OWNER)
+            new = parse_execute(request, owner_id=account.id)
         except InvalidArgument as exc:
             if not exc.problem.startswith("unknown token"):
                 raise
             # Perhaps a token launched since this process last looked: learn the new ones, then judge again.
             await self.engine.venues.learn_tokens(max_age_s=TOKENS_MAX_AGE_S)
-            new = parse_execute(request, owner_id=DEFAULT_OWNER)
+            new = parse_execute(request, owner_id=account.id)
+        await self.rate_limit.acquire(account)  # after validation (bad input is not an order), before any write
         if new.order_type not in RESTING_ORDER_TYPES:
             # A market order executes on the market as it is now; a resting one on the market that fires it, where
             # the pipeline checks the impact when routing and settling (a sniper's pool may not even exist yet).
@@ -79,10 +85,8 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 # runs would execute after its client was told it failed.
                 await self.engine.store.forget_unstarted(order.id)
                 log.warning("order %s: not queued (%s), forgotten", order.id, exc, extra={"order_id": order.id})
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"the order queue ({self.engine.queue.broker_name}) is unavailable: {exc}",
-                )
+                broker = self.engine.queue.broker_name
+                raise QueueUnavailable(f"the order queue ({broker}) is unavailable: {exc}") from exc
         return pb.ExecuteOrderResponse(order_id=order.id)
 
     async def WatchOrder(
@@ -91,7 +95,8 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse],
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         order_id = parse_order_id(request.order_id)
-        async with aclosing(follow(self.watch_reads, self.hub, order_id, request.from_seq, DEFAULT_OWNER)) as events:
+        owner = current_account().id
+        async with aclosing(follow(self.watch_reads, self.hub, order_id, request.from_seq, owner)) as events:
             async for event in events:
                 yield pb.WatchOrderResponse(event=convert.event(event))
 
@@ -101,7 +106,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse],
     ) -> pb.GetOrderResponse:
         order_id = parse_order_id(request.order_id)
-        order = await self.engine.store.get_order(order_id, DEFAULT_OWNER)
+        order = await self.engine.store.get_order(order_id, current_account().id)
         if order is None:
             raise OrderNotFound(order_id)
         return pb.GetOrderResponse(order=(await self._orders([order]))[0])
@@ -119,7 +124,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 before = convert.parse_page_token(request.page_token)
             except ValueError:
                 raise InvalidArgument("page_token", "is not a token this service returned") from None
-        orders = await self.engine.store.list_orders(DEFAULT_OWNER, status=status, limit=limit + 1, before=before)
+        orders = await self.engine.store.list_orders(
+            current_account().id, status=status, limit=limit + 1, before=before
+        )
         page, more = orders[:limit], len(orders) > limit
         return pb.ListOrdersResponse(
             orders=await self._orders(page),
@@ -132,7 +139,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         context: grpc.aio.ServicerContext[pb.CancelOrderRequest, pb.CancelOrderResponse],
     ) -> pb.CancelOrderResponse:
         order_id = parse_order_id(request.order_id)
-        order = await self.engine.store.cancel(order_id, DEFAULT_OWNER)
+        order = await self.engine.store.cancel(order_id, current_account().id)  # only its owner may cancel
         return pb.CancelOrderResponse(order=(await self._orders([order]))[0])
 
     async def _orders(self, orders: list[Order]) -> list[pb.Order]:
@@ -150,10 +157,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         token_in, token_out = parse_pair(request.token_in, request.token_out)
         amount_in = parse_amount(request.amount, token_in)
         slippage = parse_slippage(request.slippage_bps)
-        try:
-            view = await self.engine.venues.quote(token_in, token_out, amount_in)
-        except PermanentFailure as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{exc.code}: {exc.message}")
+        view = await self.engine.venues.quote(token_in, token_out, amount_in)  # PermanentFailure: FAILED_PRECONDITION
         return pb.GetQuoteResponse(
             quotes=[convert.venue_quote(q) for q in view.quotes],
             route=convert.route(route_view(view.route, slippage)),

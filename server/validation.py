@@ -40,10 +40,13 @@ _DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$|^\.[0-9]+$")
 
 
 class InvalidArgument(ValueError):
-    def __init__(self, field: str, problem: str) -> None:
+    """`field` (the proto name) is wrong for the reason `problem` says; `reason` is the stable code for programs."""
+
+    def __init__(self, field: str, problem: str, reason: str | None = None) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+        self.reason = reason or f"INVALID_{field.upper()}"
 
 
 def shown(text: str, limit: int = 40) -> str:

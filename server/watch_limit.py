@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from orderengine.v1 import order_service_pb2 as pb
+from server.rich_status import Refusal, abort
 from workers.config import Settings
 
 WATCH_METHOD = f"/{pb.DESCRIPTOR.services_by_name['OrderService'].full_name}/WatchOrder"
@@ -46,6 +47,10 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.server.max_pending_requests", pending),
         ("grpc.server.max_pending_requests_hard_limit", pending),
         ("grpc.server_max_unrequested_time_in_server", PENDING_CALL_WAIT_S),
+        # Room for any authorization value a caller may send (keys are ~80 characters), so that an oversized one
+        # reaches the authentication interceptor and is refused UNAUTHENTICATED; past 64 KiB gRPC refuses it.
+        ("grpc.max_metadata_size", 64 * 1024),
+        ("grpc.absolute_max_metadata_size", 64 * 1024),
     ]
 
 
@@ -73,11 +78,11 @@ class WatchStreamLimit(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _limited(self, behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
         async def handler(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             if self.open >= self.limit:
-                await context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                message = (
                     f"this server process already serves {self.limit} WatchOrder streams (WATCH_MAX_STREAMS); "
-                    "retry with backoff, or through another server process",
+                    "retry with backoff, or through another server process"
                 )
+                await abort(context, Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, message, "TOO_MANY_STREAMS"))
             self.open += 1
             try:
                 async for response in behavior(request, context):

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from orderengine.v1 import order_service_pb2 as pb
-from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.orphans import child_env
 from tests.scratch_stores import ScratchStores, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["OrderService"].full_name
 
 
 class Stores(ScratchStores):
@@ -65,6 +66,10 @@ class Stack:
             "RETRY_MIN_BACKOFF_MS": "20",
             "RETRY_MAX_BACKOFF_MS": "80",
             "WORKER_THREADS": "8",
+            # Most tests are about orders, not callers: they call without a key, as the `default` account, and
+            # place more orders a minute than a caller may. tests/integration/test_accounts*.py test the callers.
+            "AUTH": "optional",
+            "ORDERS_PER_MINUTE": "1000000",
             **overrides,
         }
         stack = cls(grpc_target=f"127.0.0.1:{port}", redis_url=redis_url, database_url=database_url, env=env)
@@ -94,10 +99,25 @@ class Stack:
         return proc
 
     def wait_serving(self, target: str | None = None, timeout: float = 30) -> None:
-        """Blocks until the gRPC server accepts calls (its port is bound and the service answers)."""
-        with grpc.insecure_channel(target or self.grpc_target) as channel:
+        """Blocks until the gRPC server accepts calls: its port is bound and its health says SERVING (which needs
+        no key, whatever AUTH is)."""
+        with self.channel(target) as channel:
             grpc.channel_ready_future(channel).result(timeout=timeout)
-            pb_grpc.OrderServiceStub(channel).ListOrders(pb.ListOrdersRequest(page_size=1), timeout=timeout)
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=timeout
+            )
+            for answer in watch:
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    watch.cancel()
+                    return
+
+    def channel(self, target: str | None = None) -> grpc.Channel:
+        """A channel to the stack's server: TLS trusting GRPC_TARGET_CA_FILE when the stack serves TLS."""
+        ca_file = self.env.get("GRPC_TARGET_CA_FILE")
+        if ca_file:
+            credentials = grpc.ssl_channel_credentials(Path(ca_file).read_bytes())
+            return grpc.secure_channel(target or self.grpc_target, credentials)
+        return grpc.insecure_channel(target or self.grpc_target)
 
     def stop(self) -> None:
         for proc in self.processes.values():

@@ -27,6 +27,27 @@ class Settings(BaseSettings):
     grpc_target: str | None = None
     cors_origins: str = ""
 
+    # `required`: every OrderService call needs an API key. `optional`: a call without one acts as the built-in
+    # `default` account (what `orderengine dev` runs with). A wrong, malformed or revoked key is refused in both.
+    auth: Literal["required", "optional"] = "required"
+    # How long a process trusts what it read about a key; a revoked key is refused everywhere within this plus
+    # one read (at most 4, so revocation lands within 5 s).
+    auth_cache_seconds: float = Field(default=2.0, ge=0.0, le=4.0)
+    # Orders per window per account unless the account says otherwise; the window is a minute (tests shorten it).
+    orders_per_minute: int = Field(default=100, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+
+    # TLS: a certificate and key make the gRPC port (GRPC_TLS_*) or the bridge's port (HTTP_TLS_*) TLS-only.
+    grpc_tls_cert_file: str | None = None
+    grpc_tls_key_file: str | None = None
+    http_tls_cert_file: str | None = None
+    http_tls_key_file: str | None = None
+    # How the bridge reaches GRPC_TARGET: over TLS when GRPC_TARGET_TLS is set or a CA file is given (the CA
+    # that signed the server's certificate; the system's roots otherwise). Under `dev` the bridge trusts
+    # GRPC_TLS_CERT_FILE itself.
+    grpc_target_tls: bool = False
+    grpc_target_ca_file: str | None = None
+
     market_latency: Literal["zero", "realistic"] = "realistic"
     market_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     market_seed: int = 42
@@ -75,9 +96,22 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> Settings:
+        for side in ("grpc", "http"):
+            cert, key = getattr(self, f"{side}_tls_cert_file"), getattr(self, f"{side}_tls_key_file")
+            if bool(cert) != bool(key):
+                name = side.upper()
+                raise ValueError(f"{name}_TLS_CERT_FILE and {name}_TLS_KEY_FILE must be set together")
+        return self
+
     @property
     def target(self) -> str:
         return self.grpc_target or f"localhost:{self.grpc_port}"
+
+    @property
+    def auth_required(self) -> bool:
+        return self.auth == "required"
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -210,6 +210,11 @@ class OrderStore:
     async def close(self) -> None:
         await self._pool.close()
 
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        """Shared with the process's other stores (accounts), so a process keeps one pool."""
+        return self._pool
+
     def _conn(self) -> Any:
         return self._pool.connection()
 

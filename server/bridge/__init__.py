@@ -14,10 +14,11 @@ from collections.abc import Generator
 import uvicorn
 
 from server.bridge.app import create_app
+from server.bridge.credentials import redact_access_tokens_in_logs
 from workers.config import Settings
 from workers.readiness import notify_ready
 
-__all__ = ["BridgeServer", "bridge_config", "create_app", "serve_bridge"]
+__all__ = ["BridgeServer", "bridge_config", "create_app", "serve_bridge", "settings_config"]
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,24 @@ def bridge_config(
     metrics_targets: list[str] | None = None,
     *,
     metrics: bool = False,
+    auth_required: bool = True,
+    tls_cert_file: str | None = None,
+    tls_key_file: str | None = None,
+    grpc_tls: bool = False,
+    grpc_ca_file: str | None = None,
 ) -> uvicorn.Config:
-    return uvicorn.Config(
-        create_app(grpc_target, cors_origins, metrics_targets or [], metrics=metrics),
+    """uvicorn serving the bridge; TLS-only when a certificate and key are given."""
+    app = create_app(
+        grpc_target,
+        cors_origins,
+        metrics_targets or [],
+        metrics=metrics,
+        auth_required=auth_required,
+        grpc_tls=grpc_tls,
+        grpc_ca_file=grpc_ca_file,
+    )
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         lifespan="on",
@@ -59,6 +75,29 @@ def bridge_config(
         log_config=None,  # uvicorn's lines go through the process's own handler (LOG_FORMAT)
         access_log=False,
         server_header=False,
+        ssl_certfile=tls_cert_file,
+        ssl_keyfile=tls_key_file,
+    )
+    redact_access_tokens_in_logs()  # after uvicorn.Config, which configures its loggers
+    return config
+
+
+def settings_config(
+    settings: Settings, host: str, port: int, metrics_targets: list[str] | None = None
+) -> uvicorn.Config:
+    """The bridge as Settings describe it (AUTH, HTTP_TLS_*, GRPC_TARGET_TLS / GRPC_TARGET_CA_FILE, metrics)."""
+    return bridge_config(
+        settings.target,
+        settings.cors_origin_list,
+        host,
+        port,
+        metrics_targets,
+        metrics=settings.bridge_metrics_port > 0,
+        auth_required=settings.auth_required,
+        tls_cert_file=settings.http_tls_cert_file,
+        tls_key_file=settings.http_tls_key_file,
+        grpc_tls=settings.grpc_target_tls or bool(settings.grpc_tls_cert_file),
+        grpc_ca_file=settings.grpc_target_ca_file or settings.grpc_tls_cert_file,
     )
 
 
@@ -98,15 +137,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
 async def serve_bridge(settings: Settings) -> None:
     """Serve the bridge on HTTP_HOST:HTTP_PORT for the gRPC service at settings.target until cancelled."""
     targets = [t.strip() for t in settings.metrics_targets.split(",") if t.strip()]
-    config = bridge_config(
-        settings.target,
-        settings.cors_origin_list,
+    config = settings_config(settings, settings.http_host, settings.http_port, targets)
+    scheme = "https" if settings.http_tls_cert_file else "http"
+    log.info(
+        "bridge on %s://%s:%d/ for gRPC %s (AUTH=%s)",
+        scheme,
         settings.http_host,
         settings.http_port,
-        targets,
-        metrics=settings.bridge_metrics_port > 0,
+        settings.target,
+        settings.auth,
     )
-    log.info("bridge on http://%s:%d/ for gRPC %s", settings.http_host, settings.http_port, settings.target)
     sock = bind_socket(settings.http_host, settings.http_port)
     try:
         await run_until_cancelled(BridgeServer(config), sockets=[sock])

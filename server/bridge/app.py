@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from client.async_client import AsyncOrderClient
 from client.options import ReconnectPolicy
 from server.bridge import grpc_web, http_api, live_metrics, openapi, sockets
+from server.bridge.credentials import ApiKeys
 from server.bridge.metrics import BridgeMetrics
 from server.bridge.tracing import BridgeTracing, trace_carriers
 from workers.telemetry.otel import tracing_enabled
@@ -31,17 +32,30 @@ WATCH_RECONNECT = ReconnectPolicy(initial_backoff_s=0.1, max_backoff_s=1.0, give
 
 
 def create_app(
-    grpc_target: str, cors_origins: list[str], metrics_targets: Sequence[str] = (), *, metrics: bool = False
+    grpc_target: str,
+    cors_origins: list[str],
+    metrics_targets: Sequence[str] = (),
+    *,
+    metrics: bool = False,
+    auth_required: bool = True,
+    grpc_tls: bool = False,
+    grpc_ca_file: str | None = None,
 ) -> Starlette:
     """The bridge for the OrderService at `grpc_target`, answering CORS requests from `cors_origins`; its
     /api/metrics sums the `/metrics` URLs of `metrics_targets` for the page's charts; `metrics` keeps the
-    bridge's own (served by the caller)."""
+    bridge's own (served by the caller).
+
+    `auth_required`: order API requests without a key are refused here (401 / close 4401); with a key, or when
+    keys are optional, the service judges the key. `grpc_tls` / `grpc_ca_file`: reach the service over TLS.
+    """
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         carriers = trace_carriers() if traced else []
         app.state.metrics_targets = list(metrics_targets)
-        app.state.client = AsyncOrderClient(grpc_target, reconnect=WATCH_RECONNECT, interceptors=carriers)
+        app.state.client = AsyncOrderClient(
+            grpc_target, reconnect=WATCH_RECONNECT, interceptors=carriers, tls=grpc_tls, ca_file=grpc_ca_file
+        )
         try:
             yield
         finally:
@@ -70,10 +84,12 @@ def create_app(
             CORSMiddleware,
             allow_origins=cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["content-type", *grpc_web.CORS_REQUEST_HEADERS],
+            allow_headers=["content-type", "authorization", *grpc_web.CORS_REQUEST_HEADERS],
             expose_headers=grpc_web.CORS_EXPOSED_HEADERS,
             max_age=600,
         ),
+        # Inside CORS, so a preflight (which carries no key) is answered before keys are asked for.
+        Middleware(ApiKeys, required=auth_required),
     ]
     return Starlette(
         routes=routes, middleware=middleware, exception_handlers=http_api.EXCEPTION_HANDLERS, lifespan=lifespan

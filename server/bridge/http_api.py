@@ -27,6 +27,7 @@ from server.bridge.parsing import (
     parse_order,
     parse_quote_query,
     service_error_body,
+    service_error_headers,
 )
 
 HEALTH_DEADLINE_S = 2.0
@@ -34,8 +35,9 @@ ROUTING_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 def order_client(request: Request) -> AsyncOrderClient:
+    """The service's client, calling with the key this request came with (see `credentials.ApiKeys`)."""
     client: AsyncOrderClient = request.app.state.client
-    return client
+    return client.with_api_key(request.state.api_key)
 
 
 async def input_error(request: Request, exc: Exception) -> Response:
@@ -46,7 +48,7 @@ async def input_error(request: Request, exc: Exception) -> Response:
 async def service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OrderServiceError)
     status, body = service_error_body(exc)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=service_error_headers(exc))
 
 
 async def read_body(request: Request) -> bytes:
@@ -110,7 +112,7 @@ async def _serving(stub: Any, service: str) -> bool:
 
 async def health(request: Request) -> Response:
     """GET /health: 200 when the gRPC service says it is SERVING (grpc.health.v1), else 503."""
-    stub = health_pb2_grpc.HealthStub(order_client(request).channel)
+    stub = health_pb2_grpc.HealthStub(request.app.state.client.channel)  # health needs no key
     try:
         try:
             ok = await _serving(stub, SERVICE_NAME)

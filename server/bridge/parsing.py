@@ -7,6 +7,7 @@ service's to judge, and its INVALID_ARGUMENT comes back as a 400 naming the same
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,13 +90,28 @@ def camel(name: str) -> str:
 
 
 def service_error_body(error: OrderServiceError) -> tuple[int, dict[str, Any]]:
-    """The HTTP status and JSON body for a failed RPC."""
+    """The HTTP status and JSON body for a failed RPC: `reason` is the service's stable reason (ErrorInfo)."""
     status = HTTP_STATUS_OF.get(error.code, 502)
     message = error.details or error.code_name
     if error.is_connection_failure:
         message = "order service unavailable"
     field = camel(error.field) if error.field else None
-    return status, {"error": message, "code": error.code_name, "field": field}
+    body: dict[str, Any] = {"error": message, "code": error.code_name, "field": field}
+    if error.reason:
+        body["reason"] = error.reason
+    if error.retry_delay_s is not None:
+        body["retryAfterSeconds"] = round(error.retry_delay_s, 3)
+    return status, body
+
+
+def service_error_headers(error: OrderServiceError) -> dict[str, str]:
+    """`Retry-After` (whole seconds, rounded up) for a rate limit, `WWW-Authenticate` for a missing or bad key."""
+    headers: dict[str, str] = {}
+    if error.retry_delay_s is not None:
+        headers["retry-after"] = str(max(math.ceil(error.retry_delay_s), 1))
+    if error.code == grpc.StatusCode.UNAUTHENTICATED:
+        headers["www-authenticate"] = 'Bearer realm="orderengine"'
+    return headers
 
 
 def ascii_int(text: str) -> int | None:

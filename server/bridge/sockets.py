@@ -1,11 +1,13 @@
 """The bridge's WebSocket handlers: an order's events as JSON text messages, one per event.
 
 Close codes: 1000 after the terminal event; 4400 bad input (malformed id, bad fromSeq, bad order JSON, or a
-message on a socket that takes none); 4404 unknown order or no such socket; 4409 idempotency key reused with other
-parameters, or an order the market cannot take as asked (PRICE_IMPACT_TOO_HIGH); 4413 an order message over 16 KiB;
-1013 the order service is unreachable or at its stream limit (try again later); 1011 a bug in the bridge, never the
-client's input (and logged). A frame over 64 KiB never reaches this code: the WebSocket layer closes with 1009
-(message too big). The reason says what happened.
+message on a socket that takes none); 4401 no key where one is required, or a malformed, wrong or revoked key;
+4404 unknown order (or another account's) or no such socket; 4409 idempotency key reused with other parameters,
+or an order the market cannot take as asked (PRICE_IMPACT_TOO_HIGH); 4413 an order message over 16 KiB; 4429 the
+account's orders-per-minute limit (the reason says when to retry); 1013 the order service is unreachable or at its
+stream limit (try again later); 1011 a bug in the bridge, never the client's input (and logged). A frame over
+64 KiB never reaches this code: the WebSocket layer closes with 1009 (message too big). The reason says what
+happened.
 """
 
 from __future__ import annotations
@@ -39,24 +41,28 @@ CLOSE_NORMAL = 1000
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_CONFLICT = 4409
 CLOSE_TOO_BIG = 4413
+CLOSE_RATE_LIMITED = 4429
 
 _CLOSE_OF: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: CLOSE_BAD_REQUEST,
     grpc.StatusCode.NOT_FOUND: CLOSE_NOT_FOUND,
     grpc.StatusCode.ALREADY_EXISTS: CLOSE_CONFLICT,
+    grpc.StatusCode.UNAUTHENTICATED: CLOSE_UNAUTHENTICATED,
     grpc.StatusCode.FAILED_PRECONDITION: CLOSE_CONFLICT,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: CLOSE_TRY_AGAIN,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: CLOSE_TRY_AGAIN,  # a stream limit; the rate limit is told apart below
     grpc.StatusCode.UNAVAILABLE: CLOSE_TRY_AGAIN,
     grpc.StatusCode.DEADLINE_EXCEEDED: CLOSE_TRY_AGAIN,
 }
 
 
 def _client(ws: WebSocket) -> AsyncOrderClient:
+    """The service's client, calling with the key this socket came with (see `credentials.ApiKeys`)."""
     client: AsyncOrderClient = ws.app.state.client
-    return client
+    return client.with_api_key(ws.state.api_key)
 
 
 def _reason(text: str) -> str:
@@ -67,6 +73,8 @@ def _reason(text: str) -> str:
 
 def close_for(error: OrderServiceError) -> tuple[int, str]:
     code = _CLOSE_OF.get(error.code, CLOSE_INTERNAL)
+    if error.reason == "RATE_LIMITED":  # the account's limit, unlike a busy server's, is the caller's to wait out
+        code = CLOSE_RATE_LIMITED
     if error.code == grpc.StatusCode.NOT_FOUND:
         return code, "order not found"
     if error.code == grpc.StatusCode.UNAVAILABLE:

@@ -21,25 +21,33 @@ from server.bridge import BridgeServer, bridge_config
 
 
 class BridgeThread:
-    def __init__(self, grpc_target: str, cors_origins: list[str] | None = None) -> None:
+    """`auth_required` is off by default, like the order-focused stacks (AUTH=optional); the accounts tests set it,
+    and `config` passes TLS settings through to `bridge_config`."""
+
+    def __init__(
+        self, grpc_target: str, cors_origins: list[str] | None = None, *, auth_required: bool = False, **config: Any
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(512)
         self.port: int = self.sock.getsockname()[1]
-        config = bridge_config(grpc_target, cors_origins or [], "127.0.0.1", self.port)
-        config.log_level = "warning"
-        self.server = BridgeServer(config)
+        self.scheme = "https" if config.get("tls_cert_file") else "http"
+        uvicorn_config = bridge_config(
+            grpc_target, cors_origins or [], "127.0.0.1", self.port, auth_required=auth_required, **config
+        )
+        uvicorn_config.log_level = "warning"
+        self.server = BridgeServer(uvicorn_config)
         self.thread = threading.Thread(target=self._run, name=f"bridge-{self.port}", daemon=True)
         self.error: BaseException | None = None
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}"
 
     def _run(self) -> None:
         try:

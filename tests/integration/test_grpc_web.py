@@ -67,7 +67,11 @@ async def eventually(condition: Callable[[], bool], within: float = UPSTREAM_GON
 
 def _settings(stack: Stack) -> Settings:
     return Settings(
-        redis_url=stack.redis_url, database_url=stack.database_url, grpc_host="127.0.0.1", market_latency="zero"
+        redis_url=stack.redis_url,
+        database_url=stack.database_url,
+        grpc_host="127.0.0.1",
+        market_latency="zero",
+        auth="optional",  # callers without a key, as in the order-focused stacks
     )
 
 

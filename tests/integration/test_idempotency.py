@@ -12,6 +12,8 @@ from orderengine.v1 import order_service_pb2 as pb
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from tests.helpers import count_rows, execute, watch_all
 from tests.stack import Stack
+from workers.account_store import AccountStore
+from workers.api_keys import new_key
 from workers.domain import OrderType
 from workers.models import NewOrder
 from workers.store import IdempotencyConflict, OrderStore
@@ -42,22 +44,26 @@ async def test_concurrent_conflicting_parameters_one_wins_rest_already_exist(stu
 
 async def test_keys_are_scoped_per_owner(stack: Stack) -> None:
     store = await OrderStore.open(stack.database_url, min_size=1, max_size=2)
+    accounts = AccountStore(store.pool)
     try:
         key = f"shared-{uuid.uuid4()}"
+        suffix = uuid.uuid4().hex[:8]
+        a = (await accounts.create_account(f"alice-{suffix}", None, new_key())).id
+        b = (await accounts.create_account(f"bob-{suffix}", None, new_key())).id
 
         def order(owner: str, amount: int) -> NewOrder:
             return NewOrder(owner, OrderType.MARKET, "SOL", "USDC", amount, 50, key)
 
-        alice, _ = await store.create_order(order("alice", 10**9))
-        bob, _ = await store.create_order(order("bob", 2 * 10**9))
+        alice, _ = await store.create_order(order(a, 10**9))
+        bob, _ = await store.create_order(order(b, 2 * 10**9))
         assert alice.id != bob.id
-        again, event = await store.create_order(order("alice", 10**9))
+        again, event = await store.create_order(order(a, 10**9))
         assert again.id == alice.id and event is None
         with pytest.raises(IdempotencyConflict):
-            await store.create_order(order("bob", 10**9))
+            await store.create_order(order(b, 10**9))
         # Each owner sees only their own orders.
-        assert await store.get_order(alice.id, "bob") is None
-        assert [o.id for o in await store.list_orders("alice", status=None, limit=10, before=None)] == [alice.id]
+        assert await store.get_order(alice.id, b) is None
+        assert [o.id for o in await store.list_orders(a, status=None, limit=10, before=None)] == [alice.id]
         for o in (alice, bob):
             assert await store.forget_unstarted(o.id)
     finally:
@@ -70,7 +76,9 @@ async def test_a_cancelled_watch_frees_its_subscription(stack: Stack) -> None:
     from tests.scratch_stores import free_port
     from workers.config import Settings
 
-    settings = Settings(redis_url=stack.redis_url, database_url=stack.database_url, grpc_host="127.0.0.1")
+    settings = Settings(
+        redis_url=stack.redis_url, database_url=stack.database_url, grpc_host="127.0.0.1", auth="optional"
+    )
     app = await start_grpc(settings, port=free_port())
     store = await OrderStore.open(stack.database_url, min_size=1, max_size=2)
     # An order stored but never queued stays pending, so its streams stay open until the client cancels them.

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from orderengine.v1 import order_service_pb2 as pb
 from tests.integration.bridge_harness import BridgeThread
 from tests.integration.browser import CHROMIUM_ARGS, need_chromium
 from tests.stack import Stack, Stores
@@ -151,3 +152,51 @@ async def test_a_limit_order_rests_shows_in_open_orders_and_cancels(browser: Bro
     await card.and_(page.locator('[data-status="cancelled"]')).wait_for(timeout=STAGE_TIMEOUT_MS)
     assert [s.lower() for s in await card.locator("tr.ev .badge").all_inner_texts()] == ["pending", "open", "cancelled"]
     assert errors == []
+
+
+@pytest.fixture(scope="module")
+def keyed(stores: Stores) -> Iterator[tuple[BridgeThread, str]]:
+    """A system that requires keys (AUTH=required in the service and the bridge), and one account's key."""
+    from client import OrderClient
+    from tests.integration.accounts_harness import create_account
+
+    system = Stack.start(stores, AUTH="required")
+    b = BridgeThread(system.grpc_target, auth_required=True).start()
+    try:
+        api_key = create_account(system, "page-user").api_key
+        # Stack.start waits for the server only: one order followed to its end shows the worker consuming too.
+        with OrderClient(system.grpc_target, api_key=api_key) as client:
+            assert list(client.watch(client.execute("SOL", "USDC", "0.1")))[-1].status == pb.ORDER_STATUS_CONFIRMED
+        yield b, api_key
+    finally:
+        b.stop()
+        system.stop()
+
+
+async def test_the_key_field_keeps_the_key_and_sends_it(browser: Browser, keyed: tuple[BridgeThread, str]) -> None:
+    bridge, api_key = keyed
+    errors: list[str] = []
+    page = await open_page(browser, bridge.http, errors)
+    socket_urls: list[str] = []
+    page.on("websocket", lambda ws: socket_urls.append(ws.url))
+
+    await page.fill("#amount", "1")
+    await page.click("#place")  # no key yet: refused, and the key field says where to look
+    await page.wait_for_selector("#api-key.invalid", timeout=STAGE_TIMEOUT_MS)
+    assert "API key" in await page.locator("#ticket-error").inner_text()
+    assert await page.locator(".timeline").count() == 0
+
+    await page.fill("#api-key", api_key)
+    await page.dispatch_event("#api-key", "change")
+    await page.wait_for_selector("#api-key:not(.invalid)", timeout=STAGE_TIMEOUT_MS)
+    order_id = await place(page, "SOL", "USDC", "1")
+    card = page.locator(f'.timeline[data-order-id="{order_id}"]')
+    await card.and_(page.locator('[data-status="confirmed"]')).wait_for(timeout=STAGE_TIMEOUT_MS)
+    assert any(url.endswith(f"access_token={api_key}") for url in socket_urls), socket_urls
+    await page.locator(f'#orders tr[data-order-id="{order_id}"]').wait_for(timeout=STAGE_TIMEOUT_MS)
+
+    stored = await page.evaluate("localStorage.getItem('orderengine.apiKey')")
+    assert stored == api_key
+    await page.reload()
+    await page.wait_for_selector('#health[data-state="ok"]', timeout=STAGE_TIMEOUT_MS)
+    assert await page.locator("#api-key").input_value() == api_key  # kept across reloads

@@ -44,6 +44,7 @@ async def in_process_server(stack: Stack, watch_max_streams: int = 20_000) -> Gr
         database_url=stack.database_url,
         grpc_host="127.0.0.1",
         watch_max_streams=watch_max_streams,
+        auth="optional",  # callers without a key, as in the order-focused stacks
     )
     return await start_grpc(settings, port=free_port())
 

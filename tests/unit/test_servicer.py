@@ -12,9 +12,11 @@ import grpc
 import pytest
 
 from orderengine.v1 import order_service_pb2 as pb
-from server.errors import status_for
+from server.auth import acting_as
+from server.errors import refusal_for
 from server.servicer import OrderService
 from server.validation import InvalidArgument, parse_amount, parse_execute
+from workers.account_store import DEFAULT_ACCOUNT
 from workers.market import SOL, USDC
 from workers.store import IdempotencyConflict
 
@@ -27,28 +29,37 @@ class Untouchable:
 
 
 def service() -> OrderService:
-    return OrderService(Untouchable(), Untouchable())  # type: ignore[arg-type]
+    return OrderService(Untouchable(), Untouchable(), Untouchable())  # type: ignore[arg-type]
 
 
 async def test_execute_with_bad_amount_never_touches_the_store() -> None:
-    with pytest.raises(InvalidArgument) as err:
+    with pytest.raises(InvalidArgument) as err, acting_as(DEFAULT_ACCOUNT):
         await service().ExecuteOrder(pb.ExecuteOrderRequest(token_in="SOL", token_out="USDC", amount="NaN"), None)  # type: ignore[arg-type]
     assert err.value.field == "amount"
-    assert status_for(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, str(err.value))
+    refusal = refusal_for(err.value)
+    assert refusal is not None
+    assert (refusal.code, refusal.message, refusal.reason) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        str(err.value),
+        "INVALID_AMOUNT",
+    )
+    assert refusal.violations == [("amount", err.value.problem)]
 
 
 async def test_get_with_malformed_id_never_touches_the_store() -> None:
-    with pytest.raises(InvalidArgument) as err:
+    with pytest.raises(InvalidArgument) as err, acting_as(DEFAULT_ACCOUNT):
         await service().GetOrder(pb.GetOrderRequest(order_id="nope"), None)  # type: ignore[arg-type]
     assert err.value.field == "order_id"
 
 
 def test_status_mapping() -> None:
-    assert status_for(IdempotencyConflict("x"))[0] == grpc.StatusCode.ALREADY_EXISTS  # type: ignore[index]
     import psycopg
 
-    assert status_for(psycopg.OperationalError("down"))[0] == grpc.StatusCode.UNAVAILABLE  # type: ignore[index]
-    assert status_for(RuntimeError("bug")) is None
+    conflict, outage = refusal_for(IdempotencyConflict("x")), refusal_for(psycopg.OperationalError("down"))
+    assert conflict is not None and conflict.code == grpc.StatusCode.ALREADY_EXISTS
+    assert conflict.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert outage is not None and outage.code == grpc.StatusCode.UNAVAILABLE
+    assert refusal_for(RuntimeError("bug")) is None
 
 
 def test_parse_execute_normalises() -> None:

@@ -9,11 +9,35 @@ export class ApiError extends Error {
   }
 }
 
+// The caller's API key, kept in this browser's local storage; empty means anonymous (when the service allows it).
+const KEY_STORAGE = "orderengine.apiKey";
+
+export function apiKey() {
+  try {
+    return localStorage.getItem(KEY_STORAGE) || "";
+  } catch {
+    return "";
+  }
+}
+
+export function setApiKey(key) {
+  try {
+    if (key) localStorage.setItem(KEY_STORAGE, key);
+    else localStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // storage disabled: the key lasts as long as the page
+  }
+  memoryKey = key;
+}
+
+let memoryKey = null;
+const currentKey = () => (memoryKey !== null ? memoryKey : apiKey());
+
 async function request(path, options = {}) {
-  const response = await fetch(path, {
-    headers: { "content-type": "application/json" },
-    ...options,
-  });
+  const headers = { "content-type": "application/json" };
+  const key = currentKey();
+  if (key) headers.authorization = `Bearer ${key}`;
+  const response = await fetch(path, { headers, ...options });
   let body = null;
   try {
     body = await response.json();
@@ -58,7 +82,7 @@ export async function health() {
 
 const TERMINAL = new Set(["confirmed", "failed", "cancelled", "expired"]);
 // Close codes after which reconnecting cannot help.
-const FINAL_CLOSE = new Set([1000, 4400, 4404]);
+const FINAL_CLOSE = new Set([1000, 4400, 4401, 4404]);
 
 // Follows one order over /ws/orders/{id}. When the socket drops before the terminal event it reconnects with
 // ?fromSeq=<last seq seen> (capped backoff), and drops anything at or below that seq: no gap, no duplicate.
@@ -75,7 +99,10 @@ export class OrderStream {
 
   start() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const url = `${scheme}://${location.host}/ws/orders/${encodeURIComponent(this.orderId)}?fromSeq=${this.lastSeq}`;
+    const params = new URLSearchParams({ fromSeq: String(this.lastSeq) });
+    const key = currentKey();
+    if (key) params.set("access_token", key); // a browser cannot set headers on a WebSocket
+    const url = `${scheme}://${location.host}/ws/orders/${encodeURIComponent(this.orderId)}?${params}`;
     this.onState(this.retries ? "reconnecting" : "connecting");
     const socket = new WebSocket(url);
     this.socket = socket;

@@ -1,6 +1,6 @@
 // The desk page: ticket -> POST /api/orders/execute -> a live timeline over /ws/orders/{id}; blotter from
 // GET /api/orders; quote preview from GET /api/quote; service health from GET /health.
-import { ApiError, OrderStream, cancelOrder, executeOrder, getQuote, health, listOrders } from "./api.js";
+import { ApiError, OrderStream, apiKey, cancelOrder, executeOrder, getQuote, health, listOrders, setApiKey } from "./api.js";
 import { startCharts } from "./charts.js";
 import { el } from "./format.js";
 import { DEFAULT_PAIR, TOKENS } from "./tokens.js";
@@ -110,6 +110,7 @@ async function placeOrder(event) {
     timeline.placedHere = true;
     refreshOrders();
   } catch (error) {
+    markKey(error);
     if (error instanceof ApiError) showTicketError(error.message, error.field);
     else showTicketError("Cannot reach the bridge.");
   } finally {
@@ -214,7 +215,9 @@ async function refreshOrders() {
   try {
     const { orders } = await listOrders({ status: state.statusFilter, limit: 50 });
     renderOrders($("orders").tBodies[0], orders, { onOpen: openTimeline, onCancel: cancel });
+    markKey(null);
   } catch (error) {
+    markKey(error);
     $("orders").tBodies[0].replaceChildren(el("tr", { class: "empty-row" }, el("td", { colspan: "11", class: "err" }, error.message)));
   } finally {
     ordersInFlight = false;
@@ -234,8 +237,25 @@ function tick() {
 }
 
 // ---- wiring ---------------------------------------------------------------------------------------------------
+// A refusal for the key (401) marks the key field, so the reason is where it can be fixed.
+function markKey(error) {
+  $("api-key").classList.toggle("invalid", error instanceof ApiError && error.status === 401);
+}
+
+function wireApiKey() {
+  const input = $("api-key");
+  input.value = apiKey();
+  input.addEventListener("change", () => {
+    setApiKey(input.value.trim());
+    input.classList.remove("invalid");
+    refreshOrders();
+    scheduleQuote(0);
+  });
+}
+
 function wire() {
   fillTokens();
+  wireApiKey();
   $("ticket").addEventListener("submit", placeOrder);
   $("flip").addEventListener("click", () => {
     const a = $("token-in").value;
