@@ -1,7 +1,8 @@
 """Runs the bridge in this test process: a real uvicorn on a real port, on its own thread and event loop.
 
 The listening socket is bound before the thread starts, so a client may connect at once: the kernel queues the
-connection until uvicorn, after the app's startup, accepts it. Nothing waits by sleeping.
+connection until uvicorn, after the app's startup, accepts it. `wait_healthy` is for tests
+that need the service reachable too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -56,6 +58,18 @@ class BridgeThread:
     def start(self) -> BridgeThread:
         self.thread.start()
         return self
+
+    def wait_healthy(self, within: float = 30) -> BridgeThread:
+        """Returns once `/health` says the bridge reaches the service. A page that loads earlier sees its first
+        requests answered 503 while the bridge's channel still connects, and logs them as console errors."""
+        deadline = time.monotonic() + within
+        while True:
+            last = http("GET", f"{self.http}/health", timeout=5)
+            if last.status == 200:
+                return self
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the bridge was not healthy within {within} s: {last.status} {last.body!r}")
+            time.sleep(0.05)  # a probe of another process's state: nothing here can be awaited
 
     def stop(self) -> None:
         self.server.should_exit = True

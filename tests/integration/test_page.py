@@ -30,7 +30,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture(scope="module")
 def bridge(stack: Stack) -> Iterator[BridgeThread]:
-    b = BridgeThread(stack.grpc_target).start()
+    b = BridgeThread(stack.grpc_target).start().wait_healthy()
     yield b
     b.stop()
 
@@ -40,7 +40,7 @@ def slow_bridge(stores: Stores) -> Iterator[BridgeThread]:
     """A bridge on a system with realistic latency: orders take seconds, so the page can watch them move. Its
     market is the one `make run` starts with (MARKET_SEED 42), so the README's screenshot shows what users see."""
     slow = Stack.start(stores, MARKET_LATENCY="realistic", MARKET_SEED="42")
-    b = BridgeThread(slow.grpc_target).start()
+    b = BridgeThread(slow.grpc_target).start().wait_healthy()
     yield b
     b.stop()
     slow.stop()
