@@ -148,6 +148,8 @@ async def test_cancel_of_another_accounts_order_or_an_unknown_one_is_not_found(r
     theirs = await limit(rstub, FAR_ABOVE)
     await events_until(rstub, theirs, pb.ORDER_STATUS_OPEN)
     with psycopg.connect(resting_stack.database_url, autocommit=True) as conn:
+        # Every order's owner is an account (a foreign key): make the other account first.
+        conn.execute("INSERT INTO accounts (id, name) VALUES ('someone-else', 'someone-else') ON CONFLICT DO NOTHING")
         conn.execute("UPDATE orders SET owner_id = 'someone-else' WHERE id = %s", (theirs,))
     for order_id in (theirs, str(uuid.uuid4())):
         with pytest.raises(grpc.aio.AioRpcError) as err:
