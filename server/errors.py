@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from client.credentials import Unauthenticated
+from server.handlers import rewrap
 from server.rate_limit import RateLimited, RateLimiterUnavailable
 from server.rich_status import Refusal, abort
 from server.validation import InvalidArgument
@@ -104,22 +105,4 @@ class ErrorMapping(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming:
-            return handler
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            # A streaming handler may be a coroutine that sends with `context.write` (grpc_health's Watch is).
-            stream = handler.unary_stream
-            wrap = _wrap_unary if inspect.iscoroutinefunction(stream) else _wrap_stream
-            return grpc.unary_stream_rpc_method_handler(
-                wrap(stream),  # type: ignore[arg-type]
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(await continuation(handler_call_details), _wrap_unary, _wrap_stream)  # type: ignore[return-value]

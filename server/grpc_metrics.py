@@ -6,14 +6,15 @@ It goes first in the interceptor list, so it sees the status that ErrorMapping s
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
 
+from server.handlers import rewrap
 from server.watch import EventHub
 
 CALLS = Counter("orderengine_grpc_calls", "RPCs handled, by method and status code.", ["method", "code"])
@@ -54,26 +55,10 @@ class GrpcMetrics(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming:
-            return handler
         method = _short(handler_call_details.method)
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            # A streaming handler may be a coroutine that sends with `context.write` (grpc_health's Watch is).
-            stream: Any = handler.unary_stream
-            wrapped = _unary(method, stream) if inspect.iscoroutinefunction(stream) else _stream(method, stream)
-            return grpc.unary_stream_rpc_method_handler(
-                wrapped,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(  # type: ignore[return-value]
+            await continuation(handler_call_details), partial(_unary, method), partial(_stream, method)
+        )
 
 
 def _unary(method: str, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

@@ -4,14 +4,15 @@ what the handler enqueues carries it. ExecuteOrder's span is the root of its ord
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from server.handlers import rewrap
 from workers.telemetry.otel import tracer
 
 
@@ -21,26 +22,10 @@ class GrpcTracing(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming:
-            return handler
         method = handler_call_details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            # A streaming handler may be a coroutine that sends with `context.write` (grpc_health's Watch is).
-            stream: Any = handler.unary_stream
-            wrapped = _unary(method, stream) if inspect.iscoroutinefunction(stream) else _stream(method, stream)
-            return grpc.unary_stream_rpc_method_handler(
-                wrapped,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(  # type: ignore[return-value]
+            await continuation(handler_call_details), partial(_unary, method), partial(_stream, method)
+        )
 
 
 def _start(method: str, context: grpc.aio.ServicerContext[Any, Any]) -> trace.Span:
