@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -287,6 +289,8 @@ class Runner:
         result: dict[str, Any] = {"workers": workers, "load": r}
         for name, (_, path) in spies.items():
             result[name] = profiler.summarize(path)
+            if keep := os.environ.get("BENCH_KEEP_PROFILES"):
+                shutil.copy(path, Path(keep) / path.name)
             top = ", ".join(f"{x['function']} {x['share']:.0%}" for x in result[name]["self"][:5])
             say(f"  {name} top self: {top}")
         return result
