@@ -51,7 +51,13 @@ async def advance(engine: Engine, order_id: str) -> None:
         raise
     except LimitNotReached as missed:
         # Guarded by the attempt: a stale message of an earlier attempt reopens nothing.
-        await engine.store.reopen(order.id, order.attempt, missed.to_error())
+        reopened = await engine.store.reopen(order.id, order.attempt, missed.to_error())
+        if reopened is not None:
+            # As after resting: a pool move that committed just before the reopen may have found no open order
+            # and told no trigger engine (`OrderStore._any_open`), so the order looks at the pools itself now.
+            await triggers.check_now(
+                engine, replace(order, status=reopened.status, attempt=reopened.attempt, updated_at=reopened.time)
+            )
 
 
 async def _drive(engine: Engine, order: Order) -> None:

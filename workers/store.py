@@ -490,6 +490,34 @@ class OrderStore:
             )
             return [str(r[0]) for r in await cur.fetchall()]
 
+    @staticmethod
+    async def _any_open(conn: Any) -> bool:
+        """Whether any order rests (`open`), asked after a pool move has committed: the "pools moved" message is
+        sent only then, so a market with no resting order pays nothing for the trigger engine.
+
+        Why nothing is lost: this statement's snapshot is taken after the move committed. An order whose REST
+        (or REOPEN) committed before that snapshot is seen here, and the message goes out; one that commits after
+        it looks at the pools itself once committed (`triggers.check_now`, called by `pipeline._rest` and after a
+        reopen), and that look comes after the move's commit, so it prices the order on the moved pools. Should
+        the question itself fail, the answer is "yes": the message costs less than a missed trigger.
+        """
+        try:
+            cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM orders WHERE status = 'open')")
+            row = await cur.fetchone()
+        except psycopg.Error:
+            return True
+        return bool(row is None or row[0])
+
+    async def open_directions(self) -> list[tuple[str, str]]:
+        """The (trigger_in, trigger_out) mints some open order waits on: what the trigger engine prices after a
+        move, so its work follows the resting orders (an index-only scan of `orders_open_trigger`)."""
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "SELECT DISTINCT trigger_in, trigger_out FROM orders "
+                "WHERE status = 'open' AND trigger_in IS NOT NULL AND trigger_out IS NOT NULL"
+            )
+            return [(r[0], r[1]) for r in await cur.fetchall()]
+
     async def reachable_candidates(
         self, bounds: Sequence[tuple[str, str, Decimal]], limit: int = 10_000
     ) -> list[Order]:
@@ -640,8 +668,24 @@ class OrderStore:
         settlements cannot deadlock): no update is lost and no swap lands twice. `decide` may raise to refuse the
         swap (slippage), which rolls everything back and leaves the pools untouched.
         """
+        async with self._conn() as conn:
+            confirmed = await self._settle(conn, order, signature, pool_ids, decide)
+            resting = confirmed is not None and await self._any_open(conn)
+        await self._committed(confirmed)
+        if resting:
+            await self._sink.pools_moved(sorted(set(pool_ids)))
+        return confirmed
+
+    @staticmethod
+    async def _settle(
+        conn: Any,
+        order: Order,
+        signature: str,
+        pool_ids: Sequence[str],
+        decide: Callable[[dict[str, Pool]], Settlement],
+    ) -> OrderEvent | None:
         order_id, attempt = order.id, order.attempt
-        async with self._conn() as conn, conn.transaction():
+        async with conn.transaction():
             cur = await conn.execute("SELECT status, attempt FROM orders WHERE id = %s FOR UPDATE", (_uuid(order_id),))
             row = await cur.fetchone()
             if row is None or OrderStatus(row[0]) not in moves(LifecycleEvent.CONFIRM) or row[1] != attempt:
@@ -668,13 +712,9 @@ class OrderStore:
                 amount_out=outcome.amount_out_text,
                 dex=order.dex,
             )
-            confirmed = await self._transition(
+            return await OrderStore._transition(
                 conn, order_id, LifecycleEvent.CONFIRM, details, attempt, None, outcome.amount_out
             )
-        await self._committed(confirmed)
-        if confirmed is not None:
-            await self._sink.pools_moved(sorted(outcome.pools_after))
-        return confirmed
 
     async def drift_pool(
         self,
@@ -694,7 +734,10 @@ class OrderStore:
         """
         after = await self._drift_pool(pool_id, apply, unchanged_since, lock_key)
         if after is not None:
-            await self._sink.pools_moved([pool_id])
+            async with self._conn() as conn:
+                resting = await self._any_open(conn)
+            if resting:
+                await self._sink.pools_moved([pool_id])
         return after
 
     async def _drift_pool(
