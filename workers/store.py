@@ -134,6 +134,16 @@ WITH moved AS (
 )
 
 
+_INSERT_SUBMISSION = (
+    "INSERT INTO chain_transactions (signature, order_id, attempt, submitted_at, lands_at, expires_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING signature"
+)
+
+
+def _submission_params(order_id: str, attempt: int, sub: Submission) -> tuple[Any, ...]:
+    return (sub.signature, _uuid(order_id), attempt, sub.submitted_at, sub.lands_at, sub.expires_at)
+
+
 def _order(row: Sequence[Any]) -> Order:
     return Order(
         id=str(row[0]),
@@ -175,6 +185,32 @@ def _event(row: Sequence[Any], details: EventDetails) -> OrderEvent:
 def _written_event(row: Sequence[Any], details: EventDetails) -> OrderEvent:
     """An event just written by `_EVENT_INSERT`, with its order's type and creation time."""
     return replace(_event(row, details), order_type=OrderType(row[5]), placed_at=row[6])
+
+
+def _transition_params(
+    order_id: str,
+    event: LifecycleEvent,
+    details: EventDetails,
+    attempt: int | None,
+    route: dict[str, Any] | None,
+    amount_out: int | None = None,
+    owner_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": _uuid(order_id),
+        "moves": _MOVES[event],
+        "attempt": attempt,
+        "owner": owner_id,
+        "live": event is LifecycleEvent.TRIGGER,
+        "due": event is LifecycleEvent.EXPIRE,
+        "dex": details.dex,
+        "route": Jsonb(route) if route is not None else None,
+        "tx_signature": details.tx_signature,
+        "executed_price": details.executed_price,
+        "amount_out": amount_out,
+        "error": Jsonb(details.error.to_json()) if details.error else None,
+        "payload": Jsonb(details.to_json()),
+    }
 
 
 def _uuid(order_id: str) -> uuid.UUID:
@@ -381,24 +417,65 @@ class OrderStore:
         amount_out: int | None,
         owner_id: str | None = None,
     ) -> OrderEvent | None:
-        params = {
-            "id": _uuid(order_id),
-            "moves": _MOVES[event],
-            "attempt": attempt,
-            "owner": owner_id,
-            "live": event is LifecycleEvent.TRIGGER,
-            "due": event is LifecycleEvent.EXPIRE,
-            "dex": details.dex,
-            "route": Jsonb(route) if route is not None else None,
-            "tx_signature": details.tx_signature,
-            "executed_price": details.executed_price,
-            "amount_out": amount_out,
-            "error": Jsonb(details.error.to_json()) if details.error else None,
-            "payload": Jsonb(details.to_json()),
-        }
-        cur = await conn.execute(_TRANSITION, params)
+        cur = await conn.execute(
+            _TRANSITION, _transition_params(order_id, event, details, attempt, route, amount_out, owner_id)
+        )
         row = await cur.fetchone()
         return _written_event(row, details) if row else None
+
+    async def route_and_submit(
+        self,
+        order: Order,
+        *,
+        start: bool,
+        route_details: EventDetails,
+        route: dict[str, Any],
+        submission: Submission,
+        submit_details: EventDetails,
+    ) -> tuple[list[OrderEvent], Submission] | None:
+        """START (when `start`), ROUTE, the transaction's entry in the mempool and SUBMIT: the steps a worker
+        completes in one message when the venues answer at once, as one transaction instead of four.
+
+        The first step is guarded as `transition` is; None, writing nothing, when it does not apply (a redelivered
+        message, another worker). Once it applied, the order's row stays locked until the commit, so the steps
+        after it find the order where the one before left it: they are sent together (pipeline mode) and cannot
+        miss. Either all are stored or none is, and the events are handed to the sink only after the commit, in
+        order (seq n, n+1, ...), exactly as the separate transactions did one by one.
+        """
+        steps: list[tuple[LifecycleEvent, EventDetails, dict[str, Any] | None]] = [
+            (LifecycleEvent.ROUTE, route_details, route),
+            (LifecycleEvent.SUBMIT, submit_details, None),
+        ]
+        if start:
+            steps.insert(0, (LifecycleEvent.START, _NO_DETAILS, None))
+        (first, first_details, first_route), rest = steps[0], steps[1:]
+        sub = submission
+        async with self._conn() as conn, conn.pipeline(), conn.transaction():
+            cur = await conn.execute(
+                _TRANSITION, _transition_params(order.id, first, first_details, order.attempt, first_route)
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            events = [_written_event(row, first_details)]
+            # Sent together, read after: one round trip for the rest of the steps.
+            sub_cur = await conn.execute(_INSERT_SUBMISSION, _submission_params(order.id, order.attempt, sub))
+            step_curs = [
+                await conn.execute(_TRANSITION, _transition_params(order.id, event, details, order.attempt, raw))
+                for event, details, raw in rest
+            ]
+            if await sub_cur.fetchone() is None:  # a resubmission returns the first one's fate (not expected here)
+                found = await self._submission(conn, sub.signature)
+                assert found is not None
+                sub = found
+            for (event, details, _), step_cur in zip(rest, step_curs, strict=True):
+                row = await step_cur.fetchone()
+                if row is None:  # the row lock makes this unreachable; never commit half the steps
+                    raise StoreUnavailable(f"order {order.id}: {event.value} did not apply after the step before it")
+                events.append(_written_event(row, details))
+        for written in events:
+            await self._committed(written)
+        return events, sub
 
     async def cancel(self, order_id: str, owner_id: str) -> Order:
         """The owner's cancel: the guarded `cancel` move, then the order as it stands. A cancelled order comes back
@@ -631,11 +708,7 @@ class OrderStore:
     async def record_submission(self, order_id: str, attempt: int, sub: Submission) -> Submission:
         """Puts the transaction in the mempool once; a resubmission returns the first one's fate."""
         async with self._conn() as conn:
-            cur = await conn.execute(
-                "INSERT INTO chain_transactions (signature, order_id, attempt, submitted_at, lands_at, expires_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING signature",
-                (sub.signature, _uuid(order_id), attempt, sub.submitted_at, sub.lands_at, sub.expires_at),
-            )
+            cur = await conn.execute(_INSERT_SUBMISSION, _submission_params(order_id, attempt, sub))
             if await cur.fetchone() is not None:
                 return sub
             found = await self._submission(conn, sub.signature)

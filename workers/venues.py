@@ -73,6 +73,11 @@ class Venues:
                 self._pools[pid], self._versions[pid] = pool, version
         return self._pools
 
+    @property
+    def answers_at_once(self) -> bool:
+        """True when an order's quote needs no wait (`quote_wait_ms` is 0 whenever it was asked)."""
+        return self._latency != "realistic"
+
     def latency_ms(self, dex: str, key: tuple[str, int] | None) -> float:
         if self._latency != "realistic":
             return 0.0
