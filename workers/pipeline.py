@@ -260,4 +260,6 @@ async def _settle(engine: Engine, order: Order) -> None:
             pools_after=done.pools_after,
         )
 
-    await engine.store.settle(order, order.tx_signature, [leg.pool_id for leg in route.legs], decide)
+    await engine.store.settle(
+        order, order.tx_signature, [leg.pool_id for leg in route.legs], decide, engine.venues.remember
+    )
