@@ -134,6 +134,32 @@ WITH moved AS (
 )
 
 
+# START, ROUTE, the mempool entry and SUBMIT in one statement (OrderStore.route_and_submit): the order moves from
+# `source` to `final` under the same guards as a transition, and each step gets its event row, in order.
+_ROUTE_AND_SUBMIT = """
+WITH moved AS (
+    UPDATE orders SET
+        status = %(final)s, last_seq = last_seq + %(n)s, updated_at = clock_timestamp(),
+        dex = %(dex)s, route = %(route)s, tx_signature = %(sig)s
+    WHERE id = %(id)s AND status = %(source)s AND attempt = %(attempt)s
+    RETURNING id, last_seq, attempt, order_type, created_at
+), sub AS (
+    INSERT INTO chain_transactions (signature, order_id, attempt, submitted_at, lands_at, expires_at)
+    SELECT %(sig)s, id, attempt, %(submitted_at)s, %(lands_at)s, %(expires_at)s FROM moved
+    ON CONFLICT DO NOTHING
+    RETURNING signature
+), ins AS (
+    INSERT INTO order_events (order_id, seq, status, attempt, payload)
+    SELECT moved.id, moved.last_seq - %(n)s + e.i, e.status, moved.attempt, e.payload
+    FROM moved, unnest(%(statuses)s::text[], %(payloads)s::jsonb[]) WITH ORDINALITY AS e(status, payload, i)
+    RETURNING order_id, seq, status, attempt, created_at
+)
+SELECT ins.order_id, ins.seq, ins.status, ins.attempt, ins.created_at, moved.order_type, moved.created_at,
+       EXISTS (SELECT 1 FROM sub)
+FROM ins, moved
+ORDER BY ins.seq
+"""
+
 _INSERT_SUBMISSION = (
     "INSERT INTO chain_transactions (signature, order_id, attempt, submitted_at, lands_at, expires_at) "
     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING signature"
@@ -434,45 +460,54 @@ class OrderStore:
         submit_details: EventDetails,
     ) -> tuple[list[OrderEvent], Submission] | None:
         """START (when `start`), ROUTE, the transaction's entry in the mempool and SUBMIT: the steps a worker
-        completes in one message when the venues answer at once, as one transaction instead of four.
+        completes in one message when the venues answer at once, as one statement instead of four transactions.
 
-        The first step is guarded as `transition` is; None, writing nothing, when it does not apply (a redelivered
-        message, another worker). Once it applied, the order's row stays locked until the commit, so the steps
-        after it find the order where the one before left it: they are sent together (pipeline mode) and cannot
-        miss. Either all are stored or none is, and the events are handed to the sink only after the commit, in
-        order (seq n, n+1, ...), exactly as the separate transactions did one by one.
+        Guarded as the first step's `transition` is (from `pending`, or `routing` without START, at the order's
+        attempt): None, writing nothing, when it does not apply (a redelivered message, another worker). The
+        steps after the first cannot miss once it applied, so the statement moves the order to `submitted` at
+        once and writes one event row per step (seq n+1, n+2, ...), each with the payload its own transition
+        would have written. Atomic: either all are stored or none is, and the events are handed to the sink only
+        after the commit, in order, as the separate transactions did one by one.
         """
-        steps: list[tuple[LifecycleEvent, EventDetails, dict[str, Any] | None]] = [
-            (LifecycleEvent.ROUTE, route_details, route),
-            (LifecycleEvent.SUBMIT, submit_details, None),
+        steps: list[tuple[LifecycleEvent, EventDetails]] = [
+            (LifecycleEvent.ROUTE, route_details),
+            (LifecycleEvent.SUBMIT, submit_details),
         ]
         if start:
-            steps.insert(0, (LifecycleEvent.START, _NO_DETAILS, None))
-        (first, first_details, first_route), rest = steps[0], steps[1:]
+            steps.insert(0, (LifecycleEvent.START, _NO_DETAILS))
+        status = OrderStatus.PENDING if start else OrderStatus.ROUTING
+        source, statuses = status, []
+        for event, _ in steps:
+            status = moves(event)[status]
+            statuses.append(status.value)
         sub = submission
-        async with self._conn() as conn, conn.pipeline(), conn.transaction():
+        async with self._conn() as conn:
             cur = await conn.execute(
-                _TRANSITION, _transition_params(order.id, first, first_details, order.attempt, first_route)
+                _ROUTE_AND_SUBMIT,
+                {
+                    "id": _uuid(order.id),
+                    "source": source.value,
+                    "final": status.value,
+                    "attempt": order.attempt,
+                    "n": len(steps),
+                    "dex": route_details.dex,
+                    "route": Jsonb(route),
+                    "sig": sub.signature,
+                    "submitted_at": sub.submitted_at,
+                    "lands_at": sub.lands_at,
+                    "expires_at": sub.expires_at,
+                    "statuses": statuses,
+                    "payloads": [Jsonb(details.to_json()) for _, details in steps],
+                },
             )
-            row = await cur.fetchone()
-            if row is None:
+            rows = await cur.fetchall()
+            if not rows:
                 return None
-            events = [_written_event(row, first_details)]
-            # Sent together, read after: one round trip for the rest of the steps.
-            sub_cur = await conn.execute(_INSERT_SUBMISSION, _submission_params(order.id, order.attempt, sub))
-            step_curs = [
-                await conn.execute(_TRANSITION, _transition_params(order.id, event, details, order.attempt, raw))
-                for event, details, raw in rest
-            ]
-            if await sub_cur.fetchone() is None:  # a resubmission returns the first one's fate (not expected here)
+            if not rows[0][7]:  # a resubmission returns the first one's fate (not expected on this path)
                 found = await self._submission(conn, sub.signature)
                 assert found is not None
                 sub = found
-            for (event, details, _), step_cur in zip(rest, step_curs, strict=True):
-                row = await step_cur.fetchone()
-                if row is None:  # the row lock makes this unreachable; never commit half the steps
-                    raise StoreUnavailable(f"order {order.id}: {event.value} did not apply after the step before it")
-                events.append(_written_event(row, details))
+        events = [_written_event(row, details) for row, (_, details) in zip(rows, steps, strict=True)]
         for written in events:
             await self._committed(written)
         return events, sub
