@@ -160,6 +160,9 @@ FROM ins, moved
 ORDER BY ins.seq
 """
 
+# Whether any order rests: asked after a pool move commits (`OrderStore._any_open`).
+_ANY_OPEN = "SELECT EXISTS (SELECT 1 FROM orders WHERE status = 'open')"
+
 _INSERT_SUBMISSION = (
     "INSERT INTO chain_transactions (signature, order_id, attempt, submitted_at, lands_at, expires_at) "
     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING signature"
@@ -614,7 +617,7 @@ class OrderStore:
         the question itself fail, the answer is "yes": the message costs less than a missed trigger.
         """
         try:
-            cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM orders WHERE status = 'open')")
+            cur = await conn.execute(_ANY_OPEN)
             row = await cur.fetchone()
         except psycopg.Error:
             return True
@@ -781,9 +784,15 @@ class OrderStore:
         swap (slippage), which rolls everything back and leaves the pools untouched.
         """
         moved: dict[str, tuple[Pool, int]] = {}
-        async with self._conn() as conn:
+        resting = False
+        async with self._conn() as conn, conn.pipeline():
             confirmed = await self._settle(conn, order, signature, pool_ids, decide, moved)
-            resting = confirmed is not None and await self._any_open(conn)
+            if confirmed is not None:
+                # Queued after the COMMIT, in the same round trip: its snapshot is taken after the commit, which is
+                # what `_any_open` needs. An error here (the commit's included) is raised, never taken for "yes".
+                cur = await conn.execute(_ANY_OPEN)
+                row = await cur.fetchone()
+                resting = bool(row is None or row[0])
         if confirmed is not None and on_written is not None:
             on_written(moved)
         await self._committed(confirmed)
@@ -801,9 +810,9 @@ class OrderStore:
         written: dict[str, tuple[Pool, int]],
     ) -> OrderEvent | None:
         order_id, attempt = order.id, order.attempt
-        # Pipeline mode: the two locking reads go out together, then the writes and the commit; the statements
-        # and their order are those of one transaction as before, in three round trips instead of eight.
-        async with conn.pipeline(), conn.transaction():
+        # In pipeline mode (the caller's): the two locking reads go out together, then the writes, then the commit;
+        # the statements and their order are those of one transaction as before, in three round trips, not eight.
+        async with conn.transaction():
             order_cur = await conn.execute(
                 "SELECT status, attempt FROM orders WHERE id = %s FOR UPDATE", (_uuid(order_id),)
             )
