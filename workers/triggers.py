@@ -1,8 +1,10 @@
 """The trigger engine: resting orders fire when the pools make their price reachable, and expire on time.
 
     a pool moves (settlement, drift, launch), committed       workers/store.py -> EventSink.pools_moved
+         (only when some order rests: OrderStore._any_open)
       -> one "pools moved" message (queue `triggers`)          workers/queue.py
-      -> `on_pools_moved`: the best price per direction the moved pools take part in (workers/limits.py),
+      -> `on_pools_moved`: the directions open orders wait on (OrderStore.open_directions), and the best price
+         of each that the moved pools take part in (workers/limits.py),
          one index range scan for the open orders at or under it (OrderStore.reachable_candidates),
          the exact check of each for its whole amount (the router, splits included),
          then `fire`: the guarded `open -> routing` (TRIGGER) and the order's message.
