@@ -793,8 +793,8 @@ class OrderStore:
                 cur = await conn.execute(_ANY_OPEN)
                 row = await cur.fetchone()
                 resting = bool(row is None or row[0])
-        if confirmed is not None and on_written is not None:
-            on_written(moved)
+                if on_written is not None:  # committed: before any await, so no quote reads these pools back
+                    on_written(moved)
         await self._committed(confirmed)
         if resting:
             await self._sink.pools_moved(sorted(set(pool_ids)))
