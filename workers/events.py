@@ -15,8 +15,9 @@ outbox table would be written in the store's transaction and relayed from here.
 Publishing is best effort: the event is already stored, and a watcher fills any gap from PostgreSQL.
 
 Pool moves take the same road out of the store: whatever moves a pool (a settled swap, the market drift, a
-launch) calls `pools_moved` after its commit, and the hooks (the engine's: one "pools moved" message for the
-trigger engine, workers/triggers.py) hear of it. A lost one costs latency only: the reconciler sweeps triggers too.
+launch) calls `pools_moved` after its commit when some order rests (a launch always; `OrderStore._any_open` says
+why skipping it otherwise loses nothing), and the hooks (the engine's: one "pools moved" message for the trigger
+engine, workers/triggers.py) hear of it. A lost one costs latency only: the reconciler sweeps triggers too.
 """
 
 from __future__ import annotations

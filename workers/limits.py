@@ -40,29 +40,33 @@ def _best_spot(pools: Iterable[Pool], sell: Token, buy: Token) -> tuple[Decimal,
 
 
 def direction_bounds(
-    pools: Collection[Pool], moved: Collection[str] | None = None
+    pools: Collection[Pool],
+    moved: Collection[str] | None = None,
+    directions: Collection[tuple[str, str]] | None = None,
 ) -> Iterator[tuple[Token, Token, Decimal]]:
     """(token_in, token_out, the best price any direct or one-hop path offers) for every direction that a pool
-    in `moved` takes part in (every direction when `moved` is None)."""
-    tokens = {t.mint: t for pool in pools for t in (pool.token_x, pool.token_y)}.values()
-    for tin in tokens:
-        for tout in tokens:
-            if tin == tout:
+    in `moved` takes part in (every direction when `moved` is None), among `directions` ((mint in, mint out)
+    pairs: the directions some order waits on) when given, so the work follows the resting orders."""
+    tokens = {t.mint: t for pool in pools for t in (pool.token_x, pool.token_y)}
+    if directions is None:
+        pairs = [(tin, tout) for tin in tokens.values() for tout in tokens.values() if tin != tout]
+    else:
+        pairs = [(tokens[i], tokens[o]) for i, o in directions if i != o and i in tokens and o in tokens]
+    for tin, tout in pairs:
+        best: Decimal | None = None
+        touched = moved is None
+        candidates = [_best_spot(pools, tin, tout)]
+        for mid in HOP_TOKENS:
+            if mid in (tin, tout):
                 continue
-            best: Decimal | None = None
-            touched = moved is None
-            candidates = [_best_spot(pools, tin, tout)]
-            for mid in HOP_TOKENS:
-                if mid in (tin, tout):
-                    continue
-                first, second = _best_spot(pools, tin, mid), _best_spot(pools, mid, tout)
-                if first and second:
-                    candidates.append((first[0] * second[0], first[1] | second[1]))
-            for found in candidates:
-                if found is None:
-                    continue
-                price, ids = found
-                touched = touched or bool(moved and not ids.isdisjoint(moved))
-                best = price if best is None or price > best else best
-            if touched and best is not None:
-                yield tin, tout, best * _BOUND_HEADROOM
+            first, second = _best_spot(pools, tin, mid), _best_spot(pools, mid, tout)
+            if first and second:
+                candidates.append((first[0] * second[0], first[1] | second[1]))
+        for found in candidates:
+            if found is None:
+                continue
+            price, ids = found
+            touched = touched or bool(moved and not ids.isdisjoint(moved))
+            best = price if best is None or price > best else best
+        if touched and best is not None:
+            yield tin, tout, best * _BOUND_HEADROOM

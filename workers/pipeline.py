@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from workers import chain, triggers
 from workers.chain import Submission
@@ -51,7 +52,13 @@ async def advance(engine: Engine, order_id: str) -> None:
         raise
     except LimitNotReached as missed:
         # Guarded by the attempt: a stale message of an earlier attempt reopens nothing.
-        await engine.store.reopen(order.id, order.attempt, missed.to_error())
+        reopened = await engine.store.reopen(order.id, order.attempt, missed.to_error())
+        if reopened is not None:
+            # As after resting: a pool move that committed just before the reopen may have found no open order
+            # and told no trigger engine (`OrderStore._any_open`), so the order looks at the pools itself now.
+            await triggers.check_now(
+                engine, replace(order, status=reopened.status, attempt=reopened.attempt, updated_at=reopened.time)
+            )
 
 
 async def _drive(engine: Engine, order: Order) -> None:
@@ -60,6 +67,11 @@ async def _drive(engine: Engine, order: Order) -> None:
         return
     if order.status is OrderStatus.OPEN:
         return  # waiting: only the trigger engine moves it on
+    if order.status in (OrderStatus.PENDING, OrderStatus.ROUTING) and engine.venues.answers_at_once:
+        at_once = await _route_and_submit(engine, order)
+        if at_once is not None:
+            await _check_landing(engine, *at_once)
+        return
     if order.status is OrderStatus.PENDING:
         started = await engine.store.transition(order.id, LifecycleEvent.START, attempt=order.attempt)
         if started is None:
@@ -106,7 +118,49 @@ def _limit_min(order: Order) -> int | None:
     )
 
 
+async def _route_and_submit(engine: Engine, order: Order) -> tuple[Order, Submission] | None:
+    """pending (or routing) -> submitted in one transaction, when the venues answer at once (no quote to wait
+    for): the route is chosen first, then START, ROUTE, the submission and SUBMIT commit together
+    (`OrderStore.route_and_submit`). A crash before the commit leaves the order where it was, and the redelivered
+    message starts over; after it, the order is `submitted` and the message only looks at its landing."""
+    try:
+        details, raw = await _choose_route(engine, order)
+    except Exception:
+        # A failure is recorded from `routing`, as when the steps were apart (a retry starts from there).
+        if order.status is OrderStatus.PENDING and (
+            await engine.store.transition(order.id, LifecycleEvent.START, attempt=order.attempt) is None
+        ):
+            return None  # another delivery took it up: that one decides
+        raise
+    settings = engine.settings
+    signature = chain.signature_for(settings.market_seed, order.id, order.attempt)
+    planned = chain.plan_submission(
+        engine.chain, settings.market_seed, settings.market_failure_rate, signature, datetime.now(UTC)
+    )
+    done = await engine.store.route_and_submit(
+        order,
+        start=order.status is OrderStatus.PENDING,
+        route_details=details,
+        route=raw,
+        submission=planned,
+        submit_details=EventDetails(dex=details.dex, tx_signature=signature),
+    )
+    if done is None:
+        return None
+    events, sub = done
+    last = events[-1]
+    return replace(order, status=last.status, dex=details.dex, route=raw, tx_signature=signature), sub
+
+
 async def _route(engine: Engine, order: Order) -> Order | None:
+    details, raw = await _choose_route(engine, order)
+    event = await engine.store.transition(order.id, LifecycleEvent.ROUTE, details, attempt=order.attempt, route=raw)
+    return replace(order, status=event.status, dex=details.dex, route=raw) if event else None
+
+
+async def _choose_route(engine: Engine, order: Order) -> tuple[EventDetails, dict[str, Any]]:
+    """The venues' best route for the order now, checked against its price impact and limit: the ROUTE event's
+    details and the route as stored."""
     token_in, token_out = resolve_token(order.token_in), resolve_token(order.token_out)
     view = await engine.venues.quote(token_in, token_out, order.amount_in, order=(order.id, order.attempt))
     route = view.route
@@ -125,9 +179,7 @@ async def _route(engine: Engine, order: Order) -> Order | None:
         instructions=instructions,
         skipped_venues=view.skipped,
     )
-    raw = route.to_json()
-    event = await engine.store.transition(order.id, LifecycleEvent.ROUTE, details, attempt=order.attempt, route=raw)
-    return replace(order, status=event.status, dex=dex, route=raw) if event else None
+    return details, route.to_json()
 
 
 async def _submit(engine: Engine, order: Order) -> tuple[Order, Submission] | None:
@@ -208,4 +260,6 @@ async def _settle(engine: Engine, order: Order) -> None:
             pools_after=done.pools_after,
         )
 
-    await engine.store.settle(order, order.tx_signature, [leg.pool_id for leg in route.legs], decide)
+    await engine.store.settle(
+        order, order.tx_signature, [leg.pool_id for leg in route.legs], decide, engine.venues.remember
+    )

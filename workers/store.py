@@ -134,6 +134,45 @@ WITH moved AS (
 )
 
 
+# START, ROUTE, the mempool entry and SUBMIT in one statement (OrderStore.route_and_submit): the order moves from
+# `source` to `final` under the same guards as a transition, and each step gets its event row, in order.
+_ROUTE_AND_SUBMIT = """
+WITH moved AS (
+    UPDATE orders SET
+        status = %(final)s, last_seq = last_seq + %(n)s, updated_at = clock_timestamp(),
+        dex = %(dex)s, route = %(route)s, tx_signature = %(sig)s
+    WHERE id = %(id)s AND status = %(source)s AND attempt = %(attempt)s
+    RETURNING id, last_seq, attempt, order_type, created_at
+), sub AS (
+    INSERT INTO chain_transactions (signature, order_id, attempt, submitted_at, lands_at, expires_at)
+    SELECT %(sig)s, id, attempt, %(submitted_at)s, %(lands_at)s, %(expires_at)s FROM moved
+    ON CONFLICT DO NOTHING
+    RETURNING signature
+), ins AS (
+    INSERT INTO order_events (order_id, seq, status, attempt, payload)
+    SELECT moved.id, moved.last_seq - %(n)s + e.i, e.status, moved.attempt, e.payload
+    FROM moved, unnest(%(statuses)s::text[], %(payloads)s::jsonb[]) WITH ORDINALITY AS e(status, payload, i)
+    RETURNING order_id, seq, status, attempt, created_at
+)
+SELECT ins.order_id, ins.seq, ins.status, ins.attempt, ins.created_at, moved.order_type, moved.created_at,
+       EXISTS (SELECT 1 FROM sub)
+FROM ins, moved
+ORDER BY ins.seq
+"""
+
+# Whether any order rests: asked after a pool move commits (`OrderStore._any_open`).
+_ANY_OPEN = "SELECT EXISTS (SELECT 1 FROM orders WHERE status = 'open')"
+
+_INSERT_SUBMISSION = (
+    "INSERT INTO chain_transactions (signature, order_id, attempt, submitted_at, lands_at, expires_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING signature"
+)
+
+
+def _submission_params(order_id: str, attempt: int, sub: Submission) -> tuple[Any, ...]:
+    return (sub.signature, _uuid(order_id), attempt, sub.submitted_at, sub.lands_at, sub.expires_at)
+
+
 def _order(row: Sequence[Any]) -> Order:
     return Order(
         id=str(row[0]),
@@ -175,6 +214,32 @@ def _event(row: Sequence[Any], details: EventDetails) -> OrderEvent:
 def _written_event(row: Sequence[Any], details: EventDetails) -> OrderEvent:
     """An event just written by `_EVENT_INSERT`, with its order's type and creation time."""
     return replace(_event(row, details), order_type=OrderType(row[5]), placed_at=row[6])
+
+
+def _transition_params(
+    order_id: str,
+    event: LifecycleEvent,
+    details: EventDetails,
+    attempt: int | None,
+    route: dict[str, Any] | None,
+    amount_out: int | None = None,
+    owner_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": _uuid(order_id),
+        "moves": _MOVES[event],
+        "attempt": attempt,
+        "owner": owner_id,
+        "live": event is LifecycleEvent.TRIGGER,
+        "due": event is LifecycleEvent.EXPIRE,
+        "dex": details.dex,
+        "route": Jsonb(route) if route is not None else None,
+        "tx_signature": details.tx_signature,
+        "executed_price": details.executed_price,
+        "amount_out": amount_out,
+        "error": Jsonb(details.error.to_json()) if details.error else None,
+        "payload": Jsonb(details.to_json()),
+    }
 
 
 def _uuid(order_id: str) -> uuid.UUID:
@@ -381,24 +446,74 @@ class OrderStore:
         amount_out: int | None,
         owner_id: str | None = None,
     ) -> OrderEvent | None:
-        params = {
-            "id": _uuid(order_id),
-            "moves": _MOVES[event],
-            "attempt": attempt,
-            "owner": owner_id,
-            "live": event is LifecycleEvent.TRIGGER,
-            "due": event is LifecycleEvent.EXPIRE,
-            "dex": details.dex,
-            "route": Jsonb(route) if route is not None else None,
-            "tx_signature": details.tx_signature,
-            "executed_price": details.executed_price,
-            "amount_out": amount_out,
-            "error": Jsonb(details.error.to_json()) if details.error else None,
-            "payload": Jsonb(details.to_json()),
-        }
-        cur = await conn.execute(_TRANSITION, params)
+        cur = await conn.execute(
+            _TRANSITION, _transition_params(order_id, event, details, attempt, route, amount_out, owner_id)
+        )
         row = await cur.fetchone()
         return _written_event(row, details) if row else None
+
+    async def route_and_submit(
+        self,
+        order: Order,
+        *,
+        start: bool,
+        route_details: EventDetails,
+        route: dict[str, Any],
+        submission: Submission,
+        submit_details: EventDetails,
+    ) -> tuple[list[OrderEvent], Submission] | None:
+        """START (when `start`), ROUTE, the transaction's entry in the mempool and SUBMIT: the steps a worker
+        completes in one message when the venues answer at once, as one statement instead of four transactions.
+
+        Guarded as the first step's `transition` is (from `pending`, or `routing` without START, at the order's
+        attempt): None, writing nothing, when it does not apply (a redelivered message, another worker). The
+        steps after the first cannot miss once it applied, so the statement moves the order to `submitted` at
+        once and writes one event row per step (seq n+1, n+2, ...), each with the payload its own transition
+        would have written. Atomic: either all are stored or none is, and the events are handed to the sink only
+        after the commit, in order, as the separate transactions did one by one.
+        """
+        steps: list[tuple[LifecycleEvent, EventDetails]] = [
+            (LifecycleEvent.ROUTE, route_details),
+            (LifecycleEvent.SUBMIT, submit_details),
+        ]
+        if start:
+            steps.insert(0, (LifecycleEvent.START, _NO_DETAILS))
+        status = OrderStatus.PENDING if start else OrderStatus.ROUTING
+        source, statuses = status, []
+        for event, _ in steps:
+            status = moves(event)[status]
+            statuses.append(status.value)
+        sub = submission
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                _ROUTE_AND_SUBMIT,
+                {
+                    "id": _uuid(order.id),
+                    "source": source.value,
+                    "final": status.value,
+                    "attempt": order.attempt,
+                    "n": len(steps),
+                    "dex": route_details.dex,
+                    "route": Jsonb(route),
+                    "sig": sub.signature,
+                    "submitted_at": sub.submitted_at,
+                    "lands_at": sub.lands_at,
+                    "expires_at": sub.expires_at,
+                    "statuses": statuses,
+                    "payloads": [Jsonb(details.to_json()) for _, details in steps],
+                },
+            )
+            rows = await cur.fetchall()
+            if not rows:
+                return None
+            if not rows[0][7]:  # a resubmission returns the first one's fate (not expected on this path)
+                found = await self._submission(conn, sub.signature)
+                assert found is not None
+                sub = found
+        events = [_written_event(row, details) for row, (_, details) in zip(rows, steps, strict=True)]
+        for written in events:
+            await self._committed(written)
+        return events, sub
 
     async def cancel(self, order_id: str, owner_id: str) -> Order:
         """The owner's cancel: the guarded `cancel` move, then the order as it stands. A cancelled order comes back
@@ -489,6 +604,34 @@ class OrderStore:
                 (OrderStatus.OPEN.value, limit),
             )
             return [str(r[0]) for r in await cur.fetchall()]
+
+    @staticmethod
+    async def _any_open(conn: Any) -> bool:
+        """Whether any order rests (`open`), asked after a pool move has committed: the "pools moved" message is
+        sent only then, so a market with no resting order pays nothing for the trigger engine.
+
+        Why nothing is lost: this statement's snapshot is taken after the move committed. An order whose REST
+        (or REOPEN) committed before that snapshot is seen here, and the message goes out; one that commits after
+        it looks at the pools itself once committed (`triggers.check_now`, called by `pipeline._rest` and after a
+        reopen), and that look comes after the move's commit, so it prices the order on the moved pools. Should
+        the question itself fail, the answer is "yes": the message costs less than a missed trigger.
+        """
+        try:
+            cur = await conn.execute(_ANY_OPEN)
+            row = await cur.fetchone()
+        except psycopg.Error:
+            return True
+        return bool(row is None or row[0])
+
+    async def open_directions(self) -> list[tuple[str, str]]:
+        """The (trigger_in, trigger_out) mints some open order waits on: what the trigger engine prices after a
+        move, so its work follows the resting orders (an index-only scan of `orders_open_trigger`)."""
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "SELECT DISTINCT trigger_in, trigger_out FROM orders "
+                "WHERE status = 'open' AND trigger_in IS NOT NULL AND trigger_out IS NOT NULL"
+            )
+            return [(r[0], r[1]) for r in await cur.fetchall()]
 
     async def reachable_candidates(
         self, bounds: Sequence[tuple[str, str, Decimal]], limit: int = 10_000
@@ -603,11 +746,7 @@ class OrderStore:
     async def record_submission(self, order_id: str, attempt: int, sub: Submission) -> Submission:
         """Puts the transaction in the mempool once; a resubmission returns the first one's fate."""
         async with self._conn() as conn:
-            cur = await conn.execute(
-                "INSERT INTO chain_transactions (signature, order_id, attempt, submitted_at, lands_at, expires_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING signature",
-                (sub.signature, _uuid(order_id), attempt, sub.submitted_at, sub.lands_at, sub.expires_at),
-            )
+            cur = await conn.execute(_INSERT_SUBMISSION, _submission_params(order_id, attempt, sub))
             if await cur.fetchone() is not None:
                 return sub
             found = await self._submission(conn, sub.signature)
@@ -633,30 +772,70 @@ class OrderStore:
         signature: str,
         pool_ids: Sequence[str],
         decide: Callable[[dict[str, Pool]], Settlement],
+        on_written: Callable[[dict[str, tuple[Pool, int]]], None] | None = None,
     ) -> OrderEvent | None:
         """Lands the swap: re-prices it on the pools as they are now, moves them, records it, confirms the order.
+
+        `on_written` hears, once committed, of the pools as written and their new versions (the process's venue
+        cache keeps them, so the next quote does not read back what this process just wrote).
 
         All in one transaction, with the order row and then the pools locked (in id order, so concurrent
         settlements cannot deadlock): no update is lost and no swap lands twice. `decide` may raise to refuse the
         swap (slippage), which rolls everything back and leaves the pools untouched.
         """
+        moved: dict[str, tuple[Pool, int]] = {}
+        resting = False
+        async with self._conn() as conn, conn.pipeline():
+            confirmed = await self._settle(conn, order, signature, pool_ids, decide, moved)
+            if confirmed is not None:
+                # Queued after the COMMIT, in the same round trip: its snapshot is taken after the commit, which is
+                # what `_any_open` needs. An error here (the commit's included) is raised, never taken for "yes".
+                cur = await conn.execute(_ANY_OPEN)
+                row = await cur.fetchone()
+                resting = bool(row is None or row[0])
+                if on_written is not None:  # committed: before any await, so no quote reads these pools back
+                    on_written(moved)
+        await self._committed(confirmed)
+        if resting:
+            await self._sink.pools_moved(sorted(set(pool_ids)))
+        return confirmed
+
+    @staticmethod
+    async def _settle(
+        conn: Any,
+        order: Order,
+        signature: str,
+        pool_ids: Sequence[str],
+        decide: Callable[[dict[str, Pool]], Settlement],
+        written: dict[str, tuple[Pool, int]],
+    ) -> OrderEvent | None:
         order_id, attempt = order.id, order.attempt
-        async with self._conn() as conn, conn.transaction():
-            cur = await conn.execute("SELECT status, attempt FROM orders WHERE id = %s FOR UPDATE", (_uuid(order_id),))
-            row = await cur.fetchone()
-            if row is None or OrderStatus(row[0]) not in moves(LifecycleEvent.CONFIRM) or row[1] != attempt:
-                return None
-            cur = await conn.execute(
+        # In pipeline mode (the caller's): the two locking reads go out together, then the writes, then the commit;
+        # the statements and their order are those of one transaction as before, in three round trips, not eight.
+        async with conn.transaction():
+            order_cur = await conn.execute(
+                "SELECT status, attempt FROM orders WHERE id = %s FOR UPDATE", (_uuid(order_id),)
+            )
+            pools_cur = await conn.execute(
                 "SELECT id, state FROM pools WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                 (sorted(set(pool_ids)),),
             )
-            pools = {r[0]: pool_from_json(r[1]) for r in await cur.fetchall()}
+            row = await order_cur.fetchone()
+            if row is None or OrderStatus(row[0]) not in moves(LifecycleEvent.CONFIRM) or row[1] != attempt:
+                return None
+            pools = {r[0]: pool_from_json(r[1]) for r in await pools_cur.fetchall()}
             outcome = decide(pools)
-            for pool_id, pool in outcome.pools_after.items():
-                await conn.execute(
-                    "UPDATE pools SET state = %s, version = version + 1, updated_at = clock_timestamp() WHERE id = %s",
-                    (Jsonb(pool.to_json()), pool_id),
+            pool_curs = [
+                (
+                    pool,
+                    await conn.execute(
+                        "UPDATE pools SET state = %s, version = version + 1, updated_at = clock_timestamp() "
+                        "WHERE id = %s RETURNING id, version",
+                        (Jsonb(pool.to_json()), pool_id),
+                    ),
                 )
+                for pool_id, pool in outcome.pools_after.items()
+            ]
             await conn.execute(
                 "INSERT INTO settlements (order_id, signature, amount_in, amount_out, legs) "
                 "VALUES (%s, %s, %s, %s, %s)",
@@ -668,12 +847,13 @@ class OrderStore:
                 amount_out=outcome.amount_out_text,
                 dex=order.dex,
             )
-            confirmed = await self._transition(
+            confirmed = await OrderStore._transition(
                 conn, order_id, LifecycleEvent.CONFIRM, details, attempt, None, outcome.amount_out
             )
-        await self._committed(confirmed)
-        if confirmed is not None:
-            await self._sink.pools_moved(sorted(outcome.pools_after))
+            for pool, pool_cur in pool_curs:
+                version = await pool_cur.fetchone()
+                if version is not None:
+                    written[version[0]] = (pool, version[1])
         return confirmed
 
     async def drift_pool(
@@ -694,7 +874,10 @@ class OrderStore:
         """
         after = await self._drift_pool(pool_id, apply, unchanged_since, lock_key)
         if after is not None:
-            await self._sink.pools_moved([pool_id])
+            async with self._conn() as conn:
+                resting = await self._any_open(conn)
+            if resting:
+                await self._sink.pools_moved([pool_id])
         return after
 
     async def _drift_pool(

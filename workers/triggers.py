@@ -1,13 +1,17 @@
 """The trigger engine: resting orders fire when the pools make their price reachable, and expire on time.
 
     a pool moves (settlement, drift, launch), committed       workers/store.py -> EventSink.pools_moved
+         (only when some order rests: OrderStore._any_open)
       -> one "pools moved" message (queue `triggers`)          workers/queue.py
-      -> `on_pools_moved`: the best price per direction the moved pools take part in (workers/limits.py),
+      -> `on_pools_moved`: the directions open orders wait on (OrderStore.open_directions), and the best price
+         of each that the moved pools take part in (workers/limits.py),
          one index range scan for the open orders at or under it (OrderStore.reachable_candidates),
          the exact check of each for its whole amount (the router, splits included),
          then `fire`: the guarded `open -> routing` (TRIGGER) and the order's message.
 
-Work per move is in proportion to the orders whose limit the best price passes, never to all resting orders.
+Work per move is in proportion to the orders whose limit the best price passes, never to all resting orders: the
+message goes out only when some order rests (`OrderStore._any_open`, asked after the move's commit), and the bounds
+are computed only for the directions open orders wait on (`OrderStore.open_directions`).
 `fire` is the one guarded transition a cancel and an expiry race with: whichever commits first moves the order,
 the others find it gone from `open` and change nothing, and its history shows which won. A trigger committed by a
 worker that dies before enqueueing leaves the order in `routing`, which the reconciler re-drives.
@@ -58,10 +62,16 @@ async def fire(engine: Engine, order: Order) -> bool:
 
 async def on_pools_moved(engine: Engine, pool_ids: Sequence[str] | None) -> int:
     """Fires every open order the moved pools made reachable; how many fired."""
+    # The directions some order waits on first (none: nothing to do), then their bounds only: the work follows
+    # the resting orders, not the size of the market. An order that rests after this read looks at the pools
+    # itself once committed (`check_now`), after the move, so it misses nothing.
+    directions = await engine.store.open_directions()
+    if not directions:
+        return 0
     pools = await engine.venues.pools()
+    moved = None if pool_ids is None else set(pool_ids)
     bounds = [
-        (tin.mint, tout.mint, bound)
-        for tin, tout, bound in direction_bounds(list(pools.values()), None if pool_ids is None else set(pool_ids))
+        (tin.mint, tout.mint, bound) for tin, tout, bound in direction_bounds(list(pools.values()), moved, directions)
     ]
     due = [order for order in await engine.store.reachable_candidates(bounds) if reachable(order, pools)]
     # Fired a few at a time: each is a round trip to PostgreSQL and one to the broker, and a launch may make

@@ -92,6 +92,18 @@ class Venues:
                 self._pools[pid], self._versions[pid] = pool, version
         return self._pools
 
+    @property
+    def answers_at_once(self) -> bool:
+        """True when an order's quote needs no wait (`quote_wait_ms` is 0 whenever it was asked)."""
+        return self._latency != "realistic"
+
+    def remember(self, written: dict[str, tuple[Pool, int]]) -> None:
+        """Pools this process has just written and committed, at their new versions: `pools` then reads only what
+        others changed since."""
+        for pid, (pool, version) in written.items():
+            if pid in self._pools and self._versions.get(pid, version) < version:
+                self._pools[pid], self._versions[pid] = pool, version
+
     def latency_ms(self, dex: str, key: tuple[str, int] | None) -> float:
         if self._latency != "realistic":
             return 0.0

@@ -28,8 +28,10 @@ FAULT_ENV = {
     "BROKER_HEARTBEAT_TIMEOUT_MS": "5000",
     "RECONCILE_IDLE_SECONDS": "8",
     "RECONCILE_INTERVAL_SECONDS": "1",
-    # Pools move only by settlement, so the replay from genesis must equal the stored market exactly.
+    # Pools move only by settlement, so the replay from genesis must equal the stored market exactly: no drift,
+    # and no launch (one lists a pool the replay does not know whenever a test spans a 5-minute boundary).
     "MARKET_DRIFT_SECONDS": "0",
+    "MARKET_LAUNCH_SECONDS": "0",
 }
 
 

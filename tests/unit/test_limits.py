@@ -44,3 +44,13 @@ def test_a_launch_pool_opens_at_its_price_and_the_planned_launch_is_seeded() -> 
     assert pool.reserves() == (1_000_000 * 10**6, 100 * 10**9)
     assert planned_launch(7, 1) == planned_launch(7, 1)
     assert planned_launch(7, 1)[0].mint != planned_launch(7, 2)[0].mint
+
+
+def test_bounds_are_computed_only_for_the_directions_orders_wait_on() -> None:
+    """The trigger engine asks only for the directions open orders wait on: the same bounds, no others."""
+    pools = genesis_pools(7)
+    every = {(tin.mint, tout.mint): bound for tin, tout, bound in direction_bounds(pools)}
+    wanted = [(SOL.mint, USDC.mint), (BONK.mint, USDC.mint), ("not-a-listed-mint", USDC.mint)]
+    some = {(tin.mint, tout.mint): bound for tin, tout, bound in direction_bounds(pools, None, wanted)}
+    assert some == {d: every[d] for d in wanted[:2]}
+    assert list(direction_bounds(pools, None, [])) == []
