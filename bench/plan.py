@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCENARIOS = ("zero", "realistic", "threads", "fanout", "bridge", "transports", "brokers", "profile", "telemetry")
+SCENARIOS = (
+    "zero",
+    "realistic",
+    "threads",
+    "fanout",
+    "bridge",
+    "transports",
+    "brokers",
+    "profile",
+    "telemetry",
+    "burst",
+)
 TRANSPORTS = ("grpc", "websocket", "grpc-web")
 
 
@@ -71,6 +82,11 @@ class Plan:
     telemetry_rate: float = 50
     telemetry_rounds: int = 2
     telemetry_duration: float = 10
+    # Bursts (issue 14, part 3): `burst_size` orders sent at once, `burst_rounds` times, idle in between, over gRPC
+    # and through the bridge (HTTP POST, then one WebSocket per order).
+    burst_size: int = 200
+    burst_rounds: int = 10
+    burst_idle_s: float = 2.0
     growth: float = 1.05  # a step must beat the best so far by 5% for the ramp to go on
     notes: list[str] = field(default_factory=list)
 
@@ -101,4 +117,5 @@ QUICK = Plan(
     profile_seconds=6,
     telemetry_rounds=1,
     telemetry_duration=6,
+    burst_rounds=3,
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import profiler
+from bench.burst import burst
 from bench.drivers import BridgeDriver, Driver, GrpcDriver
 from bench.fanout import fan_out
 from bench.grpc_web_driver import GrpcWebDriver
@@ -229,6 +230,31 @@ class Runner:
             out["fanout"][name] = r
         return out
 
+    async def burst(self, workers: int) -> dict[str, Any]:
+        """Bursts of `burst_size` orders at once, over gRPC and through the bridge, on one system."""
+        p = self.plan
+        out: dict[str, Any] = {"workers": workers}
+        say(f"burst: {p.burst_rounds} rounds of {p.burst_size} orders at once, {workers} worker process(es), zero")
+        async with self.system(latency="zero", workers=workers, bridge=True) as s:
+            assert s.http_port is not None
+            drivers: dict[str, Driver] = {
+                # One HTTP connection per user, as browsers do; gRPC clients share a few channels.
+                "grpc": GrpcDriver(s.grpc_target, api_key=s.api_key),
+                "bridge": BridgeDriver(s.http_port, connections=p.burst_size, api_key=s.api_key),
+            }
+            for name, driver in drivers.items():
+                try:
+                    r = await burst(driver, s.pids, size=p.burst_size, rounds=p.burst_rounds, idle_s=p.burst_idle_s)
+                finally:
+                    await driver.close()
+                a = r["answer_ms"]
+                say(
+                    f"  {name}: answer p50 {a['p50']} p99 {a['p99']} max {a['max']} ms over {a['n']} orders, "
+                    f"errors {r['errors']}, cpu {r['cpu_cores']}"
+                )
+                out[name] = r
+        return out
+
     async def brokers(self, tmp: Path) -> dict[str, Any]:
         """The same ramps on Dramatiq's Redis broker and on RabbitMQ (a private node, as the tests start one)."""
         from tests.rabbitmq import RabbitMQServer, server_script
@@ -320,6 +346,8 @@ async def run(plan: Plan, scenarios: set[str], stores: Stores, live: list[System
             results["bridge"] = await runner.bridge(zero_w, realistic_w)
     if "transports" in scenarios:
         results["transports"] = await runner.transports(zero_w)
+    if "burst" in scenarios:
+        results["burst"] = await runner.burst(zero_w)
     if "brokers" in scenarios:
         results["brokers"] = await runner.brokers(tmp)
     if "profile" in scenarios:

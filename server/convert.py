@@ -1,4 +1,4 @@
-"""Domain records to protobuf messages; no decisions here."""
+"""Domain records to protobuf messages; no decisions here. An order event's message is `workers.wire.event`."""
 
 from __future__ import annotations
 
@@ -6,81 +6,38 @@ import base64
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from orderengine.v1 import order_service_pb2 as pb
-from workers.domain import OrderError, OrderStatus, OrderType
-from workers.market import DEXES, VenueQuote, format_amount, resolve_token, route_from_json
-from workers.models import Order, OrderEvent
+from workers.domain import OrderType
+from workers.market import VenueQuote, format_amount, resolve_token, route_from_json
+from workers.models import Order
 from workers.views import route_view
+from workers.wire import DEX_TO_PB, STATUS_FROM_PB, STATUS_TO_PB, dex, error, event, route, timestamp, venue_note
 
-# Domain enums and their protobuf twins share member names (ORDER_STATUS_<NAME>, ORDER_TYPE_<NAME>), so the maps are
-# derived: a status or type the domain gains without a value in the .proto fails here, at import, in every test.
-STATUS_TO_PB = {s: pb.OrderStatus.Value(f"ORDER_STATUS_{s.name}") for s in OrderStatus}
-STATUS_FROM_PB = {v: s for s, v in STATUS_TO_PB.items()}
+# Re-exported: an event's message and its parts are built in `workers.wire`, where events are published.
+__all__ = [
+    "DEX_TO_PB",
+    "ORDER_TYPE_FROM_PB",
+    "ORDER_TYPE_TO_PB",
+    "STATUS_FROM_PB",
+    "STATUS_TO_PB",
+    "dex",
+    "error",
+    "event",
+    "format_price",
+    "order",
+    "page_token",
+    "parse_page_token",
+    "route",
+    "timestamp",
+    "venue_note",
+    "venue_quote",
+]
+
+# Order types and their protobuf twins share member names (ORDER_TYPE_<NAME>), so the maps are derived: a type the
+# domain gains without a value in the .proto fails here, at import, in every test. Statuses: `workers.wire`.
 ORDER_TYPE_TO_PB = {t: pb.OrderType.Value(f"ORDER_TYPE_{t.name}") for t in OrderType}
 ORDER_TYPE_FROM_PB = {v: t for t, v in ORDER_TYPE_TO_PB.items()}
-DEX_TO_PB: dict[str, pb.Dex.ValueType] = {dex: pb.Dex.Value(f"DEX_{dex.upper()}") for dex in DEXES}
-
-
-def timestamp(dt: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(dt)
-    return ts
-
-
-def dex(name: str | None) -> pb.Dex.ValueType:
-    return DEX_TO_PB.get(name or "", pb.DEX_UNSPECIFIED)
-
-
-def error(err: OrderError | None) -> pb.OrderError | None:
-    return pb.OrderError(code=err.code, message=err.message, retryable=err.retryable) if err else None
-
-
-def route(view: dict[str, Any] | None) -> pb.Route | None:
-    if not view:
-        return None
-    return pb.Route(
-        amount_out=view["amount_out"],
-        min_amount_out=view["min_amount_out"],
-        price_impact_bps=view["price_impact_bps"],
-        legs=[
-            pb.RouteLeg(
-                dex=dex(leg["dex"]),
-                token_in=leg["token_in"],
-                token_out=leg["token_out"],
-                amount_in=leg["amount_in"],
-                amount_out=leg["amount_out"],
-                pool_id=leg["pool_id"],
-            )
-            for leg in view["legs"]
-        ],
-    )
-
-
-def event(ev: OrderEvent) -> pb.OrderEvent:
-    d = ev.details
-    return pb.OrderEvent(
-        order_id=ev.order_id,
-        seq=ev.seq,
-        status=STATUS_TO_PB[ev.status],
-        time=timestamp(ev.time),
-        attempt=ev.attempt,
-        dex=dex(d.dex),
-        route=route(d.route),
-        instructions=d.instructions,
-        tx_signature=d.tx_signature or "",
-        executed_price=d.executed_price or "",
-        amount_out=d.amount_out or "",
-        error=error(d.error),
-        skipped_venues=[venue_note(v.dex, v.reason) for v in d.skipped_venues],
-    )
-
-
-def venue_note(name: str, reason: str) -> pb.VenueNote:
-    return pb.VenueNote(dex=dex(name), reason=reason)
 
 
 def order(o: Order) -> pb.Order:

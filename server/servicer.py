@@ -29,6 +29,7 @@ from workers.domain import RESTING_ORDER_TYPES
 from workers.market import UnknownTokenError, resolve_token
 from workers.models import Order
 from workers.price_impact import check_price_impact
+from workers.publisher import PublishedEvent
 from workers.runtime import Engine
 from workers.store import OrderNotFound
 from workers.views import route_view
@@ -98,7 +99,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
         owner = current_account().id
         async with aclosing(follow(self.watch_reads, self.hub, order_id, request.from_seq, owner)) as events:
             async for event in events:
-                yield pb.WatchOrderResponse(event=convert.event(event))
+                # A live event arrives as its message, built once where it was committed; a stored one is built here.
+                message = event.message if isinstance(event, PublishedEvent) else convert.event(event)
+                yield pb.WatchOrderResponse(event=message)
 
     async def GetOrder(
         self,

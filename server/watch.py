@@ -9,7 +9,9 @@ owner, so a stream never shows another account's events.
 The hub holds one pattern subscription to every order's event channel, made when the server starts, so a
 stream only registers a queue under its order id: no Redis round trip per stream and nothing to undo but a dict
 entry. A stream registers before it replays stored events, so nothing published in between is missed (events
-are published after they are committed). Messages for orders nobody here watches are dropped before decoding.
+are published after they are committed). Messages for orders nobody here watches are dropped before decoding; the
+others are parsed once (they are the protobuf message the streams send, `workers.publisher`) and shared by every
+stream of the order.
 When the connection drops, every stream is told (`HubDown`) and ends with UNAVAILABLE, so clients resume with
 `from_seq`; the hub reconnects by itself, and new streams wait (briefly) until it has.
 """
@@ -28,7 +30,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 
 from workers.models import Order, OrderEvent
-from workers.publisher import CHANNEL_PREFIX, decode
+from workers.publisher import CHANNEL_PREFIX, PublishedEvent, decode
 from workers.store import OrderNotFound, StoreUnavailable, is_unavailable
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,9 @@ class HubDown:
     reason: str
 
 
-Item = OrderEvent | HubDown
+Item = PublishedEvent | HubDown
+# What a stream sends: events read from the store, and live ones as published (their message already built).
+Streamed = OrderEvent | PublishedEvent
 
 
 class HubUnavailable(Exception):
@@ -90,7 +94,7 @@ async def follow(
     owner_id: str,
     *,
     idle_recheck_s: float = IDLE_RECHECK_S,
-) -> AsyncGenerator[OrderEvent, None]:
+) -> AsyncGenerator[Streamed, None]:
     """The order's events with seq > from_seq, in order, each once, ending after the terminal one.
 
     Raises OrderNotFound for an order that does not exist or is not `owner_id`'s, WatchInterrupted when live
@@ -107,7 +111,7 @@ async def follow(
     try:
         async with live_events.subscription(order_id) as live:
             # Subscribed first, replayed second: an event published meanwhile is in `live` and deduplicated.
-            batch = await source.events_after(order_id, last, owner_id)
+            batch: list[Streamed] = list(await source.events_after(order_id, last, owner_id))
             if last == 0 and not batch:
                 raise OrderNotFound(order_id)
             while True:
@@ -127,9 +131,9 @@ async def follow(
                 if item is not None and item.seq == last + 1:
                     batch = [item]
                 elif item is not None and item.seq > last:
-                    batch = await source.events_after(order_id, last, owner_id)  # a gap: fill it from the store
+                    batch = list(await source.events_after(order_id, last, owner_id))  # a gap: fill it from the store
                 elif item is None:
-                    batch = await _silence_read(source, order_id, last, owner_id)
+                    batch = list(await _silence_read(source, order_id, last, owner_id))
                 else:
                     batch = []  # already sent
     except HubUnavailable as exc:
@@ -248,7 +252,11 @@ class EventHub:
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         queues = self._queues.get(channel[len(_PREFIX) :].decode())
         if queues:
-            event = decode(data)
+            try:
+                event = decode(data)
+            except Exception as exc:  # not an event (anyone may publish on Redis): the store still has the real ones
+                log.warning("event hub: dropped a message on %r that is not an event: %s", channel[:100], exc)
+                return
             for q in queues:
                 q.put_nowait(event)
 

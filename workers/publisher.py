@@ -1,13 +1,23 @@
-"""Publishing order events on Redis pub/sub, after the transition that made them has committed."""
+"""Publishing order events on Redis pub/sub, after the transition that made them has committed.
+
+What is published is the event's protobuf message (`orderengine.v1.OrderEvent`, built by `workers.wire`), the one
+WatchOrder streams: a server parses it once per event and hands the same message to every stream of the order,
+instead of decoding JSON and building a message per stream (issue 14). `decode` still reads the JSON that earlier
+versions published, so a server upgraded before the workers keeps their events.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from orderengine.v1 import order_service_pb2 as pb
+from workers import wire
+from workers.domain import OrderStatus
 from workers.models import OrderEvent
 
 log = logging.getLogger(__name__)
@@ -19,12 +29,31 @@ def channel_for(order_id: str) -> str:
     return CHANNEL_PREFIX + order_id
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedEvent:
+    """An event as a watcher hears it: what orders it (`seq`, `status`) and the message it streams."""
+
+    order_id: str
+    seq: int
+    status: OrderStatus
+    message: pb.OrderEvent
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+
 def encode(event: OrderEvent) -> bytes:
-    return json.dumps(event.to_json(), separators=(",", ":")).encode()
+    return wire.event(event).SerializeToString()
 
 
-def decode(data: bytes | str) -> OrderEvent:
-    return OrderEvent.from_json(json.loads(data))
+def decode(data: bytes) -> PublishedEvent:
+    """Raises (DecodeError, ValueError, KeyError) for bytes that are not a published event."""
+    if data[:1] == b"{":  # JSON, as versions before issue 14 published
+        event = OrderEvent.from_json(json.loads(data))
+        return PublishedEvent(event.order_id, event.seq, event.status, wire.event(event))
+    message = pb.OrderEvent.FromString(data)
+    return PublishedEvent(message.order_id, message.seq, wire.STATUS_FROM_PB[message.status], message)
 
 
 class EventPublisher:
@@ -34,6 +63,11 @@ class EventPublisher:
     async def publish(self, event: OrderEvent) -> None:
         """Best effort: the event is already stored, and watchers fill any gap from PostgreSQL."""
         try:
-            await self._redis.publish(channel_for(event.order_id), encode(event))
+            data = encode(event)
+        except Exception:  # a message the .proto cannot carry must not break the transition that committed it
+            log.exception("order %s: event seq=%d not encoded, not published", event.order_id, event.seq)
+            return
+        try:
+            await self._redis.publish(channel_for(event.order_id), data)
         except (RedisError, OSError) as exc:
             log.warning("order %s: event seq=%d not published: %s", event.order_id, event.seq, exc)

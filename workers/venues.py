@@ -50,6 +50,9 @@ class Venues:
         self._pools: dict[str, Pool] = {}
         self._versions: dict[str, int] = {}
         self._tokens_read_at = float("-inf")
+        # Concurrent callers of `pools` share reads: at most one runs, and those who ask meanwhile share the next.
+        self._one_read = asyncio.Lock()
+        self._next_read: asyncio.Task[dict[str, Pool]] | None = None
 
     async def learn_tokens(self, max_age_s: float = 0.0) -> None:
         """Lists in this process the tokens launched since it last looked (at most every `max_age_s`)."""
@@ -61,7 +64,23 @@ class Venues:
         self._tokens_read_at = now
 
     async def pools(self) -> dict[str, Pool]:
-        """The pools as settled now: one cheap query for their versions, then only the changed ones are read."""
+        """The pools as settled now: one cheap query for their versions, then only the changed ones are read.
+
+        "Now" is a read that started after the call: under a burst, the calls that arrive while one read runs all
+        wait for the one that starts after it, so 200 orders at once cost a few reads, not 200 (and no caller sees
+        pools older than its call). The read is a task of its own, so a cancelled caller cancels no one else's."""
+        if self._next_read is None:
+            self._next_read = asyncio.create_task(self._read_after_current(), name="venues-pools-read")
+            # Read here (when every caller was cancelled), so a failed read left alone logs nothing.
+            self._next_read.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return await asyncio.shield(self._next_read)
+
+    async def _read_after_current(self) -> dict[str, Pool]:
+        async with self._one_read:
+            self._next_read = None  # whoever asks from here on needs a read that starts after this one
+            return await self._read_pools()
+
+    async def _read_pools(self) -> dict[str, Pool]:
         versions = await self._store.pool_versions()
         for gone in self._pools.keys() - versions.keys():  # a pool taken off the market trades no more
             del self._pools[gone], self._versions[gone]

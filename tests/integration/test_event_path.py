@@ -17,7 +17,7 @@ from workers.events import EventSink
 from workers.market import Pool
 from workers.migrate import migrate
 from workers.models import EventDetails, NewOrder, OrderEvent
-from workers.publisher import EventPublisher, channel_for, decode
+from workers.publisher import EventPublisher, PublishedEvent, channel_for, decode
 from workers.store import OrderStore, Settlement
 
 
@@ -77,8 +77,8 @@ async def subscribed(redis: aioredis.Redis, order_id: str) -> AsyncIterator[Any]
         await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
-async def _read(pubsub: Any, count: int) -> list[OrderEvent]:
-    out: list[OrderEvent] = []
+async def _read(pubsub: Any, count: int) -> list[PublishedEvent]:
+    out: list[PublishedEvent] = []
     while len(out) < count:
         msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
         if msg is None:

@@ -15,6 +15,7 @@ import pytest
 from server.watch import HubDown, HubUnavailable, Item, WatchInterrupted, follow
 from workers.domain import DEFAULT_OWNER, OrderStatus, OrderType
 from workers.models import Order, OrderEvent
+from workers.publisher import PublishedEvent, decode, encode
 from workers.store import OrderNotFound
 
 ORDER = "00000000-0000-0000-0000-000000000001"
@@ -30,6 +31,11 @@ STORY = [
 
 def ev(seq: int) -> OrderEvent:
     return OrderEvent(order_id=ORDER, seq=seq, status=STORY[seq - 1], attempt=1, time=T0)
+
+
+def live(seq: int) -> PublishedEvent:
+    """The event as the hub hears it: through the bytes the event path publishes."""
+    return decode(encode(ev(seq)))
 
 
 class Store:
@@ -88,11 +94,11 @@ async def test_replay_then_live_drops_what_was_published_during_the_replay() -> 
 
     def published_meanwhile(from_seq: int) -> None:
         if from_seq == 0:  # seq 2 was committed and published between subscribe and replay
-            hub.queue.put_nowait(ev(2))
-            hub.queue.put_nowait(ev(3))
-            hub.queue.put_nowait(ev(3))  # a repeat
-            hub.queue.put_nowait(ev(4))
-            hub.queue.put_nowait(ev(5))
+            hub.queue.put_nowait(live(2))
+            hub.queue.put_nowait(live(3))
+            hub.queue.put_nowait(live(3))  # a repeat
+            hub.queue.put_nowait(live(4))
+            hub.queue.put_nowait(live(5))
 
     store.on_read = published_meanwhile
     assert await collect(store, hub) == [1, 2, 3, 4, 5]
@@ -103,7 +109,7 @@ async def test_replay_then_live_drops_what_was_published_during_the_replay() -> 
 async def test_a_gap_in_live_events_is_filled_from_the_store() -> None:
     hub = Hub()
     store = Store(stored=2)
-    hub.queue.put_nowait(ev(5))  # 3 and 4 were not heard (a lost publish)
+    hub.queue.put_nowait(live(5))  # 3 and 4 were not heard (a lost publish)
     store.on_read = lambda from_seq: setattr(store, "stored", 5) if from_seq == 2 else None
     assert await collect(store, hub) == [1, 2, 3, 4, 5]
     assert store.reads == [0, 2]
@@ -141,7 +147,7 @@ async def test_unknown_or_someone_elses_order_is_not_found(from_seq: int) -> Non
 async def test_every_store_read_carries_the_owner_gap_fills_included() -> None:
     hub = Hub()
     store = Store(stored=1)
-    hub.queue.put_nowait(ev(3))  # a gap
+    hub.queue.put_nowait(live(3))  # a gap
     store.on_read = lambda from_seq: setattr(store, "stored", 5) if from_seq == 1 else None
     assert await collect(store, hub) == [1, 2, 3, 4, 5]
     assert store.reads == [0, 1] and set(store.owners) == {DEFAULT_OWNER}
