@@ -16,6 +16,7 @@ SCENARIOS = (
     "profile",
     "telemetry",
     "burst",
+    "floor",
 )
 TRANSPORTS = ("grpc", "websocket", "grpc-web")
 
@@ -87,6 +88,8 @@ class Plan:
     burst_size: int = 200
     burst_rounds: int = 10
     burst_idle_s: float = 2.0
+    # The floor: orders through a gRPC servicer that does nothing, to show what grpc.aio alone costs per order.
+    floor_orders: int = 5_000
     growth: float = 1.05  # a step must beat the best so far by 5% for the ramp to go on
     notes: list[str] = field(default_factory=list)
 
@@ -118,4 +121,5 @@ QUICK = Plan(
     telemetry_rounds=1,
     telemetry_duration=6,
     burst_rounds=3,
+    floor_orders=2_000,
 )

@@ -141,7 +141,25 @@ def targets(res: dict[str, Any]) -> list[str]:
                 )
     lines = ["| target | wanted | measured | |", "| --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {_mark(d)} |" for a, b, c, d in rows]
+    floor = res.get("floor")
+    if floor:
+        lines += ["", *_floor(floor)]
     return lines
+
+
+def _floor(f: dict[str, Any]) -> list[str]:
+    """Why the throughput targets are out of reach here: gRPC's own cost per order, measured without the engine."""
+    per_order = f["server_ms_per_order"] + f["client_ms_per_order"]
+    cores_at_target = TARGET_ZERO * per_order / 1000
+    return [
+        f"**The floor under the `zero` target** (`python -m bench.grpc_floor`): the same load generator against a "
+        f"gRPC servicer that does nothing (ExecuteOrder answers an id, WatchOrder yields {f['events_per_order']} "
+        f"prebuilt events; the engine's server options, uvloop, {f['concurrency']} orders in flight) ran "
+        f"{f['orders_per_s']:.0f} orders/s, spending {f['server_ms_per_order']:.2f} ms of server CPU and "
+        f"{f['client_ms_per_order']:.2f} ms of client CPU per order. At {TARGET_ZERO:.0f} orders/s that is "
+        f"{cores_at_target:.2f} of the machine's 2 cores for gRPC alone, before any store, broker or worker: the "
+        "target is out of reach on 2 cores with Python gRPC on both ends, whatever the engine does.",
+    ]
 
 
 def _fanout_targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
@@ -780,8 +798,9 @@ def _limits(res: dict[str, Any]) -> list[str]:
             f"worker process(es), the machine {_cpu(c, 'machine')} of 2 cores busy. CPU per confirmed order, in ms: "
             f"{parts}; {_per_order_ms(c, 'total', rate)} ms in all. 500 orders/s on 2 cores needs under 4 ms per "
             "order for everything, load generator included; more worker processes only share the same cores "
-            "(see the ramp). Each order is one Dramatiq message (when the swap is due at once it settles in the same "
-            "message), four guarded transitions (each one PostgreSQL commit), five events published and streamed."
+            "(see the ramp). At zero latency each order is one Dramatiq message: one guarded statement takes it "
+            "from `pending` to `submitted` (three events), the settlement runs in psycopg pipeline mode (three "
+            "round trips, one commit), and the five events are published as the protobuf the server streams."
             + (
                 f" Lightly loaded ({light['offered_per_s']:.0f}/s, open loop) an order takes "
                 f"{_f(light['e2e_ms']['p50'])} ms end to end (p50), including up to 25 ms of an idle consumer's "
@@ -820,12 +839,13 @@ def _limits(res: dict[str, Any]) -> list[str]:
         "- On two cores the load generator itself (one Python process decoding every event of every order) takes "
         "a share of the machine; the `loadgen` column shows how much.",
         "",
-        "**What it would take, by expected gain:** (1) fewer PostgreSQL round trips per order: merge the "
-        "`routing` and `building` transitions' writes into one statement and run a transition and its publish in "
-        "psycopg pipeline mode; (2) publish events as the protobuf bytes the server streams, so the server "
-        "forwards them without decoding JSON and re-encoding; (3) for fan-out bursts, the protobuf of an event "
-        "built once per event instead of once per stream, and more server processes; (4) more cores: every part scales "
-        "out by processes, and here the load generator, PostgreSQL and Redis share the same two.",
+        "**What it would take, by expected gain:** (1) the server's cost per call: grpc.aio's Cython core, the "
+        "event loop and the drivers take most of the 2.7-4 ms of server CPU per ExecuteOrder on this machine "
+        "(py-spy: `Runner.run` self time is the native part), so a burst of 200 queues on one core; "
+        "`serve --processes N` on cores of their own is the way out, not Python changes; (2) the worker's "
+        "per-statement driver cost (psycopg's per-statement Python, even pipelined) and Dramatiq's per-message "
+        "Redis round trips (fetch, ack); (3) more cores: every part scales out by processes, and here the load "
+        "generator, PostgreSQL and Redis share the same two.",
     ]
     return lines
 
@@ -856,6 +876,12 @@ OPTIMIZATION_LOG = [
     "event path, the lifecycle table (issue 16; A/B back to back, `--quick --scenarios zero`, 1 and 2 workers, on a "
     "machine saturated by other work, load 13-20) | peaks before 54/s and 95/s, after 77/s and 77/s: within the "
     "noise; server CPU per order 3.3-5.1 ms before, 3.4-5.2 ms after | - |",
+    "| the engine after issues 9-18 (accounts, order types, telemetry, ...; `1f66225`, 2026-11-25, quiet machine, "
+    "c=32 / c=128) | 46/s / 44/s, 35 ms of CPU per order (server 7.9, workers 16.3, PostgreSQL 7.1) | - |",
+    "| + the pools-moved message only when an order rests, bounds only for the directions orders wait on; "
+    "`pending` to `submitted` in one guarded statement at zero latency; settlement in pipeline mode; events "
+    "published as protobuf; shared pool reads under bursts (`344d06c`, same day, quiet machine) | 62/s / 53/s, "
+    "28-32 ms of CPU per order (server 8.2-10.2, workers 10.3-11.6, PostgreSQL 5.5-6.2) | - |",
     "",
     "The enqueue alone, one process, 4000 messages 64 at a time on an embedded Redis (`python -m bench.enqueue_cost`, "
     "and the same loop over the earlier script path): 125-137 µs of CPU per message through the Lua script, "
@@ -880,6 +906,16 @@ OPTIMIZATION_LOG = [
     "ms less server CPU per order with one watcher, 18 µs per event per extra watcher. Quick `zero` runs "
     "before and after, alternated on a machine saturated by other work (load average 5-9), could not tell "
     "the difference (server 8-13 ms of CPU per order in both).",
+    "",
+    "Where the 2026-11-25 regression came from, bisected on one machine with the same command (`python -m "
+    "bench --quick --scenarios zero --workers 1`, c=32 and c=128; the later points shared the machine with "
+    "other work starting up): `bfd6f6a` 90/s and 79/s (the commit whose full run gave 164/s the day before, on "
+    "a faster or quieter machine), `0d6f9dc` 69/s and 67/s, seams (issue 16) 57/s and 64/s, telemetry (issue "
+    "11) 67/s and 67/s, order types (issue 10) 35/s and 43/s, accounts (issue 9) 44/s and 40/s. The order "
+    "types' trigger engine cost the most: every settlement sent a pools-moved message whose actor computed "
+    "price bounds for every token pair (Decimal arithmetic, 12% of the worker's samples) even with no order "
+    "resting. Now the settlement's commit asks whether any order rests (in the same round trip) and the "
+    "message goes only then, and bounds are computed only for the directions open orders wait on.",
     "",
     "Bursts (issue 14, part 3): concurrent price-impact checks share one read of the pools' versions (the "
     "read that starts after each call), so a burst of 200 ExecuteOrder makes a few reads instead of 200; "

@@ -16,6 +16,7 @@ from bench import profiler
 from bench.burst import burst
 from bench.drivers import BridgeDriver, Driver, GrpcDriver
 from bench.fanout import fan_out
+from bench.grpc_floor import grpc_floor
 from bench.grpc_web_driver import GrpcWebDriver
 from bench.launcher import Stores, System
 from bench.load import closed_loop, open_loop
@@ -348,6 +349,14 @@ async def run(plan: Plan, scenarios: set[str], stores: Stores, live: list[System
         results["transports"] = await runner.transports(zero_w)
     if "burst" in scenarios:
         results["burst"] = await runner.burst(zero_w)
+    if "floor" in scenarios:
+        say(f"floor: {plan.floor_orders} orders through a gRPC servicer that does nothing")
+        results["floor"] = await grpc_floor(plan.floor_orders)
+        f = results["floor"]
+        say(
+            f"  {f['orders_per_s']}/s; CPU per order: server {f['server_ms_per_order']} ms, "
+            f"client {f['client_ms_per_order']} ms"
+        )
     if "brokers" in scenarios:
         results["brokers"] = await runner.brokers(tmp)
     if "profile" in scenarios:
