@@ -78,6 +78,11 @@ class GrpcDriver:
         resp = await self.stub().ExecuteOrder(request, timeout=EXECUTE_TIMEOUT_S, metadata=self._metadata)
         return resp.order_id
 
+    async def last_seq(self, order_id: str) -> int:
+        """The order's last event's seq as stored."""
+        resp = await self.stub().GetOrder(pb.GetOrderRequest(order_id=order_id), timeout=30, metadata=self._metadata)
+        return resp.order.last_seq
+
     async def watch(self, order_id: str) -> AsyncIterator[Event]:
         call = self.stub().WatchOrder(
             pb.WatchOrderRequest(order_id=order_id), timeout=self._watch_timeout, metadata=self._metadata

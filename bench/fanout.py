@@ -23,7 +23,6 @@ from bench.drivers import GrpcDriver
 from bench.launcher import ROOT, System
 from bench.procstat import CpuMeter, memory_kib
 from bench.stats import summary_ms
-from orderengine.v1 import order_service_pb2 as pb
 from server.orphans import child_env
 
 STREAMS_PER_CLIENT = 2_500
@@ -95,8 +94,7 @@ async def _last_seqs(driver: GrpcDriver, ids: list[str]) -> dict[str, int]:
 
     async def one(order_id: str) -> tuple[str, int]:
         async with gate:
-            resp = await driver.stub().GetOrder(pb.GetOrderRequest(order_id=order_id), timeout=30)
-            return order_id, resp.order.last_seq
+            return order_id, await driver.last_seq(order_id)
 
     return dict(await asyncio.gather(*(one(i) for i in ids)))
 

@@ -286,8 +286,13 @@ class Runner:
         if profiler.py_spy() is None:
             say("profile: py-spy is not installed (.venv/bin/pip install py-spy); skipped")
             return {"skipped": "py-spy not installed"}
-        say(f"profile: py-spy on the server and {workers} worker process(es), zero latency, c={p.profile_concurrency}")
-        async with self.system(latency="zero", workers=workers) as s:
+        # BENCH_PROFILE_LATENCY=realistic profiles the other market (the report's text assumes zero).
+        latency = os.environ.get("BENCH_PROFILE_LATENCY", "zero")
+        say(
+            f"profile: py-spy on the server and {workers} worker process(es), {latency} latency, "
+            f"c={p.profile_concurrency}"
+        )
+        async with self.system(latency=latency, workers=workers) as s:
             driver = GrpcDriver(s.grpc_target, api_key=s.api_key)
             try:
                 load = asyncio.create_task(
