@@ -103,7 +103,12 @@ def _watch(client: OrderClient, order_id: str, from_seq: int, as_json: bool) -> 
         else:
             again = f"orderctl watch {order_id} --from-seq {last}"
             print(f"\nstopped watching; the order carries on. To follow it again: {again}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        # Leave at once: closing a channel whose stream a signal interrupted can wait on gRPC's threads at exit
+        # (twice, late in a loaded test suite, orderctl was still alive 30 s after Ctrl-C), and whoever pressed
+        # Ctrl-C wants the prompt back now. Nothing is left to flush but our own streams.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
 
 
 def _follow(client: OrderClient, order_id: str, from_seq: int, as_json: bool, progress: LiveProgress) -> int:
