@@ -16,7 +16,7 @@ from typing import Any
 from client import AsyncOrderClient
 from orderengine.v1 import order_service_pb2 as pb
 from tests.scratch_stores import free_port
-from tests.stack import Stack
+from tests.stack import Stack, Stores
 from workers.domain import OrderType
 from workers.models import NewOrder
 from workers.store import OrderStore
@@ -86,7 +86,10 @@ def test_json_errors_are_json(stack: Stack) -> None:
     assert json.loads(down.stderr)["error"]["code"] == "UNAVAILABLE"
 
 
-async def test_ctrl_c_stops_watching_and_says_how_to_follow_again(stack: Stack) -> None:
+async def test_ctrl_c_stops_watching_and_says_how_to_follow_again(stores: Stores) -> None:
+    # A system of its own: late in a full suite, on the shared session stack, orderctl twice outlived its Ctrl-C
+    # by 30 s (never alone or with this file); what the shared system does to it is not yet understood.
+    stack = Stack.start(stores)
     store = await OrderStore.open(stack.database_url, min_size=1, max_size=1)
     # Stored but never queued: the order stays pending while orderctl watches it.
     order, _ = await store.create_order(NewOrder("default", OrderType.MARKET, "SOL", "USDC", 10**9, 50))
@@ -119,6 +122,7 @@ async def test_ctrl_c_stops_watching_and_says_how_to_follow_again(stack: Stack) 
     finally:
         await store.forget_unstarted(order.id)
         await store.close()
+        stack.stop()
 
 
 def test_unreachable_service_is_one_line_and_exit_1() -> None:
