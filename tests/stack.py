@@ -4,6 +4,7 @@ worker processes started with `python -m server.cli`, exactly as operators start
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from orderengine.v1 import order_service_pb2 as pb
 from server.orphans import child_env
+from workers.readiness import NOTIFY_SOCKET
 from tests.scratch_stores import ScratchStores, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +65,10 @@ class Stack:
             "MARKET_LATENCY": "zero",
             "MARKET_FAILURE_RATE": "0",
             "MARKET_SEED": "7",
+            # A market launch lists a new token whenever a test spans a 5-minute boundary; tests that compare the
+            # market with a replay or decode every pool by the built-in tokens would fail at random. Off unless
+            # a test sets it.
+            "MARKET_LAUNCH_SECONDS": "0",
             "RETRY_MIN_BACKOFF_MS": "20",
             "RETRY_MAX_BACKOFF_MS": "80",
             "WORKER_THREADS": "8",
@@ -81,10 +87,24 @@ class Stack:
             stdout=subprocess.DEVNULL,
         )
         stack.spawn("serve", "serve")
-        if worker:
-            stack.spawn("worker", "worker")
-        stack.wait_serving()
+        with stack.readiness("worker") as ready:
+            if worker:
+                stack.spawn("worker", "worker", env=ready.env)
+            stack.wait_serving()
+            if worker:
+                ready.wait()
         return stack
+
+    def spawn_ready(self, name: str, *args: str, timeout: float = 30) -> subprocess.Popen[bytes]:
+        """Spawns a part and returns once it says it serves (for a worker: its consumers run), so that a test
+        which needs the part's work never races its start."""
+        with self.readiness(name, timeout) as ready:
+            proc = self.spawn(name, *args, env=ready.env)
+            ready.wait()
+        return proc
+
+    def readiness(self, name: str, timeout: float = 30) -> Readiness:
+        return Readiness(self, name, timeout)
 
     def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
@@ -133,3 +153,32 @@ class Stack:
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.logs / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+class Readiness:
+    """The socket a spawned part says READY=1 on (workers/readiness.py, as systemd's NOTIFY_SOCKET): waiting on it
+    is waiting for the part itself, with no polling."""
+
+    def __init__(self, stack: Stack, name: str, timeout: float) -> None:
+        self.stack, self.name, self.timeout = stack, name, timeout
+        self.path = stack.logs / f"{name}.notify"
+        self.env = {**stack.env, NOTIFY_SOCKET: str(self.path)}
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    def __enter__(self) -> Readiness:
+        self.path.unlink(missing_ok=True)
+        self.sock.bind(str(self.path))
+        self.sock.settimeout(self.timeout)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
+
+    def wait(self) -> None:
+        try:
+            message = self.sock.recv(4096)
+        except TimeoutError as e:
+            tail = self.stack.log_tail(self.name)
+            raise RuntimeError(f"{self.name} did not say READY within {self.timeout} s; its log ends:\n{tail}") from e
+        assert message.startswith(b"READY=1"), message

@@ -42,7 +42,7 @@ DRIFT_SECONDS = 0.25
 def market(stores: Stores) -> Iterator[Stack]:
     """Zero latency, seed 7, two worker processes sharing one market."""
     s = Stack.start(stores)
-    s.spawn("worker2", "worker")
+    s.spawn_ready("worker2", "worker")
     yield s
     s.stop()
 
@@ -361,7 +361,7 @@ async def test_idle_market_drifts_once_per_interval_across_workers(stores: Store
         Stack.start, stores, MARKET_LATENCY="realistic", MARKET_DRIFT_SECONDS=str(DRIFT_SECONDS)
     )
     try:
-        s.spawn("worker2", "worker")
+        s.spawn_ready("worker2", "worker")
 
         def total_versions() -> int:
             with psycopg.connect(s.database_url) as conn:
