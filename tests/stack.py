@@ -16,8 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from orderengine.v1 import order_service_pb2 as pb
 from server.orphans import child_env
-from workers.readiness import NOTIFY_SOCKET
 from tests.scratch_stores import ScratchStores, free_port
+from workers.readiness import NOTIFY_SOCKET
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["OrderService"].full_name
