@@ -6,7 +6,10 @@ one order does not, so this is the figure to compare commits by. Two phases on o
 - accept: `orders` ExecuteOrder calls, `concurrency` at a time, with the workers stopped (SIGSTOP), so the server,
   PostgreSQL and Redis CPU is that of accepting orders alone;
 - work: the workers continue (SIGCONT) and drain that backlog to the last final event, so the workers' CPU is that of
-  executing the orders alone, at the rate a backlog lets them go (no idle polling in between).
+  executing the orders alone, at the rate a backlog lets them go (no idle polling in between);
+- open, live: as many orders again, each watched by one WatchOrder stream: `open` is opening every stream (up to its
+  stored `pending` event), `live` is the workers draining them while every later event goes out live (its figures
+  include the work's, so live - work is what watching costs).
 
 `--profile DIR` also records the worker (and, while accepting, the server) with py-spy into DIR, as raw stacks.
 """
@@ -27,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from bench.drivers import GrpcDriver
+from bench.drivers import FINAL, GrpcDriver
 from bench.launcher import Stores, System, make_tmp, remove_tmp
 from bench.procstat import CpuMeter
 from workers.domain import FINAL_STATUSES
@@ -49,6 +52,47 @@ async def _accept(system: System, orders: int, concurrency: int) -> list[str]:
     finally:
         await driver.close()
     return ids
+
+
+async def _watched(system: System, ids: list[str], worker_pids: list[int]) -> dict[str, Any]:
+    """Opens a stream per order (each has its `pending` event then), then lets the workers go: the CPU of opening
+    the streams, and of delivering every later event live, apart."""
+    driver = GrpcDriver(system.grpc_target, api_key=system.api_key)
+    opened = 0
+    all_open = asyncio.Event()
+
+    async def one(order_id: str) -> None:
+        nonlocal opened
+        status = ""
+        async for status, _seq, _time in driver.watch(order_id):
+            if status == "pending":
+                opened += 1
+                if opened == len(ids):
+                    all_open.set()
+            if status in FINAL:
+                return
+        raise RuntimeError(f"the stream of {order_id} ended at {status or 'nothing'}")
+
+    try:
+        meter = CpuMeter(system.pids()).start()
+        t0 = time.monotonic()
+        streams = asyncio.gather(*(one(order_id) for order_id in ids))
+        await asyncio.wait_for(all_open.wait(), 120)
+        open_s = time.monotonic() - t0
+        open_cpu = _per_order(meter.stop(), open_s, len(ids))
+        meter = CpuMeter(system.pids()).start()
+        t0 = time.monotonic()
+        for pid in worker_pids:
+            os.kill(pid, signal.SIGCONT)
+        await asyncio.wait_for(streams, 600)
+        live_s = time.monotonic() - t0
+        live_cpu = _per_order(meter.stop(), live_s, len(ids))
+    finally:
+        await driver.close()
+    return {
+        "open": {"seconds": round(open_s, 2), "per_s": round(len(ids) / open_s, 1), "cpu_ms": open_cpu},
+        "live": {"seconds": round(live_s, 2), "per_s": round(len(ids) / live_s, 1), "cpu_ms": live_cpu},
+    }
 
 
 def _final(database_url: str) -> int:
@@ -89,9 +133,18 @@ def _per_order(cores: dict[str, float], elapsed: float, orders: int) -> dict[str
 
 
 def measure(
-    stores: Stores, *, orders: int, concurrency: int, latency: str, workers: int, profile: Path | None
+    stores: Stores,
+    *,
+    orders: int,
+    concurrency: int,
+    latency: str,
+    workers: int,
+    threads: int | None = None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    system = System.start(stores, latency=latency, workers=workers, extra_env={"MARKET_LAUNCH_SECONDS": "0"})
+    system = System.start(
+        stores, latency=latency, workers=workers, threads=threads, extra_env={"MARKET_LAUNCH_SECONDS": "0"}
+    )
     try:
         worker_pids = system.pids()["workers"]
         for pid in worker_pids:
@@ -113,7 +166,7 @@ def measure(
         accept_s = time.monotonic() - t0
         accept = _per_order(meter.stop(), accept_s, orders)
         if spy:
-            spy.terminate()
+            spy.send_signal(signal.SIGINT)
             spy.wait()
 
         meter = CpuMeter(system.pids()).start()
@@ -124,6 +177,11 @@ def measure(
         drain = _per_order(meter.stop(), drain_s, orders)
         if spy:
             spy.wait()
+        # The same again with every order watched: what opening a stream and delivering its events live cost.
+        for pid in worker_pids:
+            os.kill(pid, signal.SIGSTOP)
+        ids = asyncio.run(_accept(system, orders, concurrency))
+        watched = asyncio.run(_watched(system, ids, worker_pids))
         with psycopg.connect(system.env["DATABASE_URL"]) as conn:
             statuses: dict[str, int] = dict(
                 conn.execute("SELECT status, count(*) FROM orders GROUP BY status").fetchall()
@@ -135,6 +193,7 @@ def measure(
             "workers": workers,
             "accept": {"seconds": round(accept_s, 2), "per_s": round(orders / accept_s, 1), "cpu_ms": accept},
             "statuses": statuses,
+            **watched,
             "work": {"seconds": round(drain_s, 2), "per_s": round(orders / drain_s, 1), "cpu_ms": drain},
         }
     finally:
@@ -156,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", choices=("zero", "realistic"), default="zero")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, help="WORKER_THREADS (the default's otherwise)")
     parser.add_argument("--profile", type=Path, help="record py-spy raw stacks into this folder")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
@@ -170,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
             latency=args.latency,
             workers=args.workers,
+            threads=args.threads,
             profile=args.profile,
         )
     finally:
@@ -180,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(_line("accept", result["accept"]))
         print(_line("work", result["work"]))
+        print(_line("open", result["open"]))
+        print(_line("live", result["live"]))
         print("final statuses:", ", ".join(f"{k} {v}" for k, v in sorted(result["statuses"].items())))
     return 0
 

@@ -404,11 +404,14 @@ class OrderStore:
 
     async def events_after(self, order_id: str, from_seq: int, owner_id: str | None = None) -> list[OrderEvent]:
         async with self._conn() as conn:
+            # The owner is checked on the order's own row (found by its key): as EXISTS, a plan made before the
+            # tables had statistics hashed every order of the owner per read, 1 ms at 4,000 orders and growing.
             cur = await conn.execute(
-                "SELECT e.order_id, e.seq, e.status, e.attempt, e.created_at, e.payload FROM order_events e "
-                "WHERE e.order_id = %s AND e.seq > %s AND (%s::text IS NULL OR EXISTS "
-                "(SELECT 1 FROM orders o WHERE o.id = e.order_id AND o.owner_id = %s)) ORDER BY e.seq",
-                (_uuid(order_id), from_seq, owner_id, owner_id),
+                "SELECT e.order_id, e.seq, e.status, e.attempt, e.created_at, e.payload "
+                "FROM orders o JOIN order_events e ON e.order_id = o.id "
+                "WHERE o.id = %(id)s AND e.order_id = %(id)s AND e.seq > %(after)s "
+                "AND (%(owner)s::text IS NULL OR o.owner_id = %(owner)s) ORDER BY e.seq",
+                {"id": _uuid(order_id), "after": from_seq, "owner": owner_id},
             )
             return [_event(r, EventDetails.from_json(r[5])) for r in await cur.fetchall()]
 
