@@ -118,7 +118,7 @@ def _py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             os.path.join(os.path.dirname(sys.executable), "py-spy"),
-            *("record", "--rate", "200", "--nonblocking", "--format", "raw", "--threads"),
+            *("record", "--rate", "200", "--nonblocking", "--gil", "--format", "raw", "--threads"),
             *("--duration", str(max(1, int(seconds))), "--pid", str(pid), "--output", str(out)),
         ],
         stdout=subprocess.DEVNULL,
