@@ -36,6 +36,7 @@ from bench.procstat import CpuMeter
 from workers.domain import FINAL_STATUSES
 
 PARTS = ("server", "workers", "postgres", "redis", "loadgen")
+PHASES = ("accept", "work", "open", "live")
 
 
 async def _accept(system: System, orders: int, concurrency: int) -> list[str]:
@@ -203,7 +204,7 @@ def measure(
         system.stop()
 
 
-def _line(name: str, phase: dict[str, Any]) -> str:
+def cost_line(name: str, phase: dict[str, Any]) -> str:
     ms = phase["cpu_ms"]
     parts = "  ".join(f"{p} {ms[p]:5.2f}" for p in (*PARTS, "all"))
     return f"{name:6} {phase['per_s']:7.1f}/s  CPU ms per order: {parts}"
@@ -239,10 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(_line("accept", result["accept"]))
-        print(_line("work", result["work"]))
-        print(_line("open", result["open"]))
-        print(_line("live", result["live"]))
+        for phase in PHASES:
+            print(cost_line(phase, result[phase]))
         print("final statuses:", ", ".join(f"{k} {v}" for k, v in sorted(result["statuses"].items())))
     return 0
 

@@ -17,6 +17,7 @@ SCENARIOS = (
     "telemetry",
     "burst",
     "floor",
+    "cost",
 )
 TRANSPORTS = ("grpc", "websocket", "grpc-web")
 
@@ -90,6 +91,8 @@ class Plan:
     burst_idle_s: float = 2.0
     # The floor: orders through a gRPC servicer that does nothing, to show what grpc.aio alone costs per order.
     floor_orders: int = 5_000
+    # CPU per order part by part (bench/cost.py): accepting, working off the backlog, opening streams, live delivery.
+    cost_orders: int = 3_000
     growth: float = 1.05  # a step must beat the best so far by 5% for the ramp to go on
     notes: list[str] = field(default_factory=list)
 
@@ -122,4 +125,5 @@ QUICK = Plan(
     telemetry_duration=6,
     burst_rounds=3,
     floor_orders=2_000,
+    cost_orders=1_000,
 )

@@ -143,23 +143,77 @@ def targets(res: dict[str, Any]) -> list[str]:
     lines += [f"| {a} | {b} | {c} | {_mark(d)} |" for a, b, c, d in rows]
     floor = res.get("floor")
     if floor:
-        lines += ["", *_floor(floor)]
+        lines += ["", *_floor(floor, res.get("cost"))]
     return lines
 
 
-def _floor(f: dict[str, Any]) -> list[str]:
-    """Why the throughput targets are out of reach here: gRPC's own cost per order, measured without the engine."""
+def _floor(f: dict[str, Any], cost: dict[str, Any] | None) -> list[str]:
+    """What gRPC alone costs per order (measured without the engine), and so what is left for the engine."""
     per_order = f["server_ms_per_order"] + f["client_ms_per_order"]
     cores_at_target = TARGET_ZERO * per_order / 1000
-    return [
+    budget = 2000 / TARGET_ZERO  # ms of CPU per order on 2 cores
+    text = (
         f"**The floor under the `zero` target** (`python -m bench.grpc_floor`): the same load generator against a "
         f"gRPC servicer that does nothing (ExecuteOrder answers an id, WatchOrder yields {f['events_per_order']} "
         f"prebuilt events; the engine's server options, uvloop, {f['concurrency']} orders in flight) ran "
         f"{f['orders_per_s']:.0f} orders/s, spending {f['server_ms_per_order']:.2f} ms of server CPU and "
         f"{f['client_ms_per_order']:.2f} ms of client CPU per order. At {TARGET_ZERO:.0f} orders/s that is "
-        f"{cores_at_target:.2f} of the machine's 2 cores for gRPC alone, before any store, broker or worker: the "
-        "target is out of reach on 2 cores with Python gRPC on both ends, whatever the engine does.",
+        f"{cores_at_target:.2f} of the machine's 2 cores for gRPC alone; everything else (engine, stores, broker) "
+        f"would have {budget - per_order:.2f} ms of CPU per order."
+    )
+    total = _cost_total(cost)
+    if total is not None:
+        text += (
+            f" The engine as a whole costs {total:.2f} ms per order watched to its end (see CPU per order, part "
+            f"by part), {total / budget:.1f}x the {budget:.0f} ms that {TARGET_ZERO:.0f} orders/s on 2 cores allows."
+        )
+    return [text]
+
+
+def _cost_total(cost: dict[str, Any] | None) -> float | None:
+    """CPU per order placed, worked and watched live: accept + open + live (live includes the work)."""
+    if not cost or "skipped" in cost:
+        return None
+    return float(sum(cost[p]["cpu_ms"]["all"] for p in ("accept", "open", "live")))
+
+
+def _cost(cost: dict[str, Any] | None) -> list[str]:
+    """bench/cost.py: CPU per order, part by part, phase by phase."""
+    if not cost:
+        return []
+    out = [
+        "## CPU per order, part by part (`python -m bench.cost`)",
+        "",
+        "Throughput on a shared machine moves with whatever else runs; the CPU each part spends per order moves "
+        f"much less, so this is the figure to compare commits by. One system (zero latency, 1 worker process), "
+        f"{cost['orders']:,} orders per phase, {cost['concurrency']} ExecuteOrder calls in flight: **accept** places "
+        "them with the workers stopped (SIGSTOP); **work** lets the workers drain that backlog; **open** opens one "
+        "WatchOrder stream per order of a second batch (each has its stored `pending` event); **live** drains that "
+        "batch while every later event goes out live (it includes the work, so live - work is what watching "
+        "costs). ms of CPU per order:",
+        "",
+        "| phase | orders/s | server | workers | PostgreSQL | Redis | load generator | all |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    for phase in ("accept", "work", "open", "live"):
+        r = cost[phase]
+        ms = r["cpu_ms"]
+        out.append(
+            f"| {phase} | {_f(r['per_s'])} | {ms['server']:.2f} | {ms['workers']:.2f} | {ms['postgres']:.2f} | "
+            f"{ms['redis']:.2f} | {ms['loadgen']:.2f} | **{ms['all']:.2f}** |"
+        )
+    total = _cost_total(cost)
+    out += [
+        "",
+        f"An order placed, worked and watched live costs **{_f(total, 2)} ms** of CPU in all (accept + open + live), "
+        f"so 2 cores carry at most {_f(2000 / total if total else None, 0)} orders/s; {TARGET_ZERO:.0f}/s needs "
+        f"{2000 / TARGET_ZERO:.0f} ms. The `work` phase's rate is also held back by the settlements' turns: each "
+        "locks the pools it trades on (`SELECT ... FOR UPDATE`, in id order) until it commits, and the benchmark's "
+        "orders all trade on the same few pools (measured once with pg_stat_statements, 2026-12-06: that locking "
+        "read averaged 19 ms, nearly all of it waiting, with 16 settlements in flight).",
+        "",
+    ]
+    return out
 
 
 def _fanout_targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
@@ -427,6 +481,7 @@ def render(data: dict[str, Any]) -> str:
     out += _brokers(res.get("brokers"))
     if "telemetry" in res:
         out += _telemetry(res["telemetry"])
+    out += _cost(res.get("cost"))
     out += ["## Profile", "", *_profile(res), "", "## What limits it", "", *_limits(res), ""]
     out += [
         "## Before and after",

@@ -14,6 +14,8 @@ from typing import Any
 
 from bench import profiler
 from bench.burst import burst
+from bench.cost import PHASES, cost_line
+from bench.cost import measure as measure_cost
 from bench.drivers import BridgeDriver, Driver, GrpcDriver
 from bench.fanout import fan_out
 from bench.grpc_floor import grpc_floor
@@ -362,6 +364,13 @@ async def run(plan: Plan, scenarios: set[str], stores: Stores, live: list[System
             f"  {f['orders_per_s']}/s; CPU per order: server {f['server_ms_per_order']} ms, "
             f"client {f['client_ms_per_order']} ms"
         )
+    if "cost" in scenarios:
+        say(f"cost: CPU per order, part by part, over {plan.cost_orders} orders")
+        results["cost"] = await asyncio.to_thread(
+            measure_cost, stores, orders=plan.cost_orders, concurrency=32, latency="zero", workers=1
+        )
+        for phase in PHASES:
+            say(f"  {cost_line(phase, results['cost'][phase])}")
     if "brokers" in scenarios:
         results["brokers"] = await runner.brokers(tmp)
     if "profile" in scenarios:
