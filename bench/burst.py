@@ -60,7 +60,7 @@ async def burst(
     cpu: dict[str, float] = {}
     busy_s = 0.0
     for _ in range(rounds):
-        meter = CpuMeter(pids()).start()
+        meter = CpuMeter(pids(), pids).start()
         t0 = time.monotonic()
         got, done_s = await _round(driver, size, n, errors)
         busy = time.monotonic() - t0

@@ -75,13 +75,13 @@ async def _watched(system: System, ids: list[str], worker_pids: list[int]) -> di
         raise RuntimeError(f"the stream of {order_id} ended at {status or 'nothing'}")
 
     try:
-        meter = CpuMeter(system.pids()).start()
+        meter = CpuMeter(system.pids(), system.pids).start()
         t0 = time.monotonic()
         streams = asyncio.gather(*(one(order_id) for order_id in ids))
         await asyncio.wait_for(all_open.wait(), 120)
         open_s = time.monotonic() - t0
         open_cpu = _per_order(meter.stop(), open_s, len(ids))
-        meter = CpuMeter(system.pids()).start()
+        meter = CpuMeter(system.pids(), system.pids).start()
         t0 = time.monotonic()
         for pid in worker_pids:
             os.kill(pid, signal.SIGCONT)
@@ -160,7 +160,7 @@ def measure(
         for pid in worker_pids:
             os.kill(pid, signal.SIGSTOP)
 
-        meter = CpuMeter(system.pids()).start()
+        meter = CpuMeter(system.pids(), system.pids).start()
         spy = _py_spy(system.server_pids()[0], 30, profile / "server-accept.txt") if profile else None
         t0 = time.monotonic()
         asyncio.run(_accept(system, orders, concurrency))
@@ -170,7 +170,7 @@ def measure(
             spy.send_signal(signal.SIGINT)
             spy.wait()
 
-        meter = CpuMeter(system.pids()).start()
+        meter = CpuMeter(system.pids(), system.pids).start()
         spy = _py_spy(worker_pids[0], 60, profile / "worker-drain.txt") if profile else None
         for pid in worker_pids:
             os.kill(pid, signal.SIGCONT)

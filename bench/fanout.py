@@ -142,7 +142,7 @@ async def fan_out(
         per_process_open = [round(memory_kib(p)["VmRSS"] / 1024, 1) for p in server]
 
         system.start_workers(workers)
-        meter = CpuMeter(system.pids()).start()
+        meter = CpuMeter(system.pids(), system.pids).start()
         peak_rss, peak_bridge = rss_open, bridge_open
         t_run = time.monotonic()
         results = asyncio.ensure_future(asyncio.gather(*(c.line() for c in spawned)))

@@ -42,7 +42,7 @@ async def one_order(driver: Driver, n: int, rec: Recorder) -> None:
 
 async def _measure_cpu(pids: PidGroups, start_at: float, duration: float) -> dict[str, float]:
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-    meter = CpuMeter(pids()).start()
+    meter = CpuMeter(pids(), pids).start()
     await asyncio.sleep(duration)
     return meter.stop()
 

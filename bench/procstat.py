@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -79,30 +79,41 @@ def self_cpu_seconds() -> float:
 
 @dataclass
 class CpuMeter:
-    """CPU used by each group of processes (and by this process) between `start` and `stop`, as a share of one core."""
+    """CPU used by each group of processes (and by this process) between `start` and `stop`, as a share of one core.
+
+    `joined` (optional) lists the groups again at `stop`: a process that started meanwhile (a PostgreSQL backend of
+    a connection opened during the window, a worker's child) counts with all its CPU, since all of it is in the
+    window. A process that ended meanwhile counts 0 (its CPU is no longer readable), never less.
+    """
 
     groups: Mapping[str, list[int]]
+    joined: Callable[[], Mapping[str, list[int]]] | None = None
     _t0: float = 0.0
     _self0: float = 0.0
-    _cpu0: dict[str, float] | None = None
+    _cpu0: dict[int, float] = field(default_factory=dict)
     _machine0: float = 0.0
 
     def start(self) -> CpuMeter:
         self._t0 = time.monotonic()
         self._self0 = self_cpu_seconds()
         self._machine0 = machine_busy_seconds()
-        self._cpu0 = {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.groups.items()}
+        self._cpu0 = {pid: cpu_seconds(pid) for pids in self.groups.values() for pid in pids}
         return self
 
     def stop(self) -> dict[str, float]:
         """Cores used (1.0 = one core busy all the time) per group, plus `loadgen` and `total`."""
-        assert self._cpu0 is not None
         elapsed = max(time.monotonic() - self._t0, 1e-9)
-        out = {
-            name: round((sum(cpu_seconds(p) for p in pids) - self._cpu0[name]) / elapsed, 3)
-            for name, pids in self.groups.items()
-            if pids
-        }
+        now = self.joined() if self.joined is not None else {}
+        out: dict[str, float] = {}
+        for name, pids in self.groups.items():
+            members = set(pids) | set(now.get(name, []))
+            if not members:
+                continue
+            used = 0.0
+            for pid in members:
+                cpu = cpu_seconds(pid)
+                used += max(0.0, cpu - self._cpu0[pid]) if pid in self._cpu0 else cpu
+            out[name] = round(used / elapsed, 3)
         # A `loadgen` group holds client processes; this process is part of the load generator too.
         out["loadgen"] = round(out.get("loadgen", 0.0) + (self_cpu_seconds() - self._self0) / elapsed, 3)
         out["total"] = round(sum(out.values()), 3)
