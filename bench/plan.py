@@ -89,6 +89,8 @@ class Plan:
     burst_size: int = 200
     burst_rounds: int = 10
     burst_idle_s: float = 2.0
+    # More server processes (`serve --processes N`) for the gRPC bursts too: the lever the burst section names.
+    burst_server_processes: tuple[int, ...] = (2,)
     # The floor: orders through a gRPC servicer that does nothing, to show what grpc.aio alone costs per order.
     floor_orders: int = 5_000
     # CPU per order part by part (bench/cost.py): accepting, working off the backlog, opening streams, live delivery.

@@ -127,7 +127,8 @@ def targets(res: dict[str, Any]) -> list[str]:
         rows += _fanout_targets(f)
     b = res.get("burst")
     if b:
-        for key, how in (("grpc", "over gRPC"), ("bridge", "through the bridge (HTTP POST)")):
+        extra = [(k, f"over gRPC, `serve --processes {b[k]['server_processes']}`") for k in b if k.startswith("grpc_p")]
+        for key, how in (("grpc", "over gRPC"), ("bridge", "through the bridge (HTTP POST)"), *extra):
             r = b.get(key)
             if r:
                 a = r["answer_ms"]
@@ -512,19 +513,19 @@ def _burst(b: dict[str, Any] | None) -> list[str]:
         "| machine |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for key in ("grpc", "bridge"):
+    keys = ["grpc", "bridge", *sorted(k for k in b if k.startswith("grpc_p"))]
+    for key in keys:
         r = b.get(key)
         if not r:
             continue
         a, c = r["answer_ms"], r["cpu_cores"]
+        via = f"grpc, `serve --processes {r['server_processes']}`" if "server_processes" in r else key
         out.append(
-            f"| {key} | {r['rounds']} x {r['size']} | {_f(a['p50'])} | {_f(a['p90'])} | {_f(a['p99'])} | "
+            f"| {via} | {r['rounds']} x {r['size']} | {_f(a['p50'])} | {_f(a['p90'])} | {_f(a['p99'])} | "
             f"{_f(a['max'])} | {r['errors']} | {_cpu(c, 'server')} | {_cpu(c, 'bridge')} | {_cpu(c, 'workers')} | "
             f"{_cpu(c, 'postgres')} | {_cpu(c, 'machine')} |"
         )
-    per_round = [
-        f"{key}: " + ", ".join(f"{_f(x['p99'])}" for x in b[key]["per_round"]) for key in ("grpc", "bridge") if key in b
-    ]
+    per_round = [f"{key}: " + ", ".join(f"{_f(x['p99'])}" for x in b[key]["per_round"]) for key in keys if key in b]
     out += [
         "",
         "p99 of each round, ms: " + "; ".join(per_round) + ".",
@@ -540,10 +541,12 @@ def _burst(b: dict[str, Any] | None) -> list[str]:
         "connection pool and a busy PostgreSQL. py-spy on the server under bursts: ExecuteOrder 28% of the "
         "samples (its `create_order` 17%, rate limit 5%, price impact 4% after sharing the pools read, 10% "
         "before), gRPC's own machinery and uvloop under `Runner.run` 22% (native code), the enqueue threads "
-        "(`broker.enqueue`, Redis Lua) about 10%. p99 < 100 ms for 200 at once needs under 0.5 ms of server "
-        "CPU per call with a core to itself: several times less than Python's grpc.aio, psycopg and redis-py "
-        "cost here, so more server processes (`serve --processes N`, each on its own core) are the lever, not "
-        "this machine's 2 shared cores. Tried and not kept: a server pool of 40 PostgreSQL connections instead "
+        "(`broker.enqueue`, Redis Lua) about 10%. On a quiet machine (2026-12-06, `python -m bench.cost`) "
+        "accepting an order costs the server 1.2-1.3 ms of CPU, so 200 at once are 0.25 s of one core before the "
+        "last answer even with the core to itself: p99 < 100 ms for 200 at once needs under 0.5 ms per call, or "
+        "the calls spread over server processes on cores of their own (`serve --processes N`, the row above; on "
+        "this machine those processes share the 2 cores with the workers and PostgreSQL, which work off the same "
+        "burst at the same time). Tried and not kept: a server pool of 40 PostgreSQL connections instead "
         "of 20 (ExecuteOrder-only bursts, alternated: gRPC p99 769-839 ms against 868-935, the bridge's "
         "1,073-1,140 against 1,060-1,075, CPU per call unchanged), and enqueuing a burst from draining threads "
         "(below).",

@@ -256,6 +256,16 @@ class Runner:
                     f"errors {r['errors']}, cpu {r['cpu_cores']}"
                 )
                 out[name] = r
+        for n in p.burst_server_processes:
+            async with self.system(latency="zero", workers=workers, server_processes=n) as s:
+                driver = GrpcDriver(s.grpc_target, api_key=s.api_key)
+                try:
+                    r = await burst(driver, s.pids, size=p.burst_size, rounds=p.burst_rounds, idle_s=p.burst_idle_s)
+                finally:
+                    await driver.close()
+                a = r["answer_ms"]
+                say(f"  grpc, serve --processes {n}: answer p50 {a['p50']} p99 {a['p99']} max {a['max']} ms")
+                out[f"grpc_p{n}"] = {**r, "server_processes": n}
         return out
 
     async def brokers(self, tmp: Path) -> dict[str, Any]:
