@@ -897,13 +897,16 @@ def _limits(res: dict[str, Any]) -> list[str]:
         "- On two cores the load generator itself (one Python process decoding every event of every order) takes "
         "a share of the machine; the `loadgen` column shows how much.",
         "",
-        "**What it would take, by expected gain:** (1) the server's cost per call: grpc.aio's Cython core, the "
-        "event loop and the drivers take most of the 2.7-4 ms of server CPU per ExecuteOrder on this machine "
-        "(py-spy: `Runner.run` self time is the native part), so a burst of 200 queues on one core; "
-        "`serve --processes N` on cores of their own is the way out, not Python changes; (2) the worker's "
-        "per-statement driver cost (psycopg's per-statement Python, even pipelined) and Dramatiq's per-message "
-        "Redis round trips (fetch, ack); (3) more cores: every part scales out by processes, and here the load "
-        "generator, PostgreSQL and Redis share the same two.",
+        "**What it would take, by expected gain** (CPU per order part by part is in its own section above): "
+        "(1) the worker's ~2.8 ms per order: psycopg's per-statement Python even pipelined, the settlement's "
+        "read-modify-write of the pools' JSON state, and Dramatiq's per-message thread hops and Redis scripts "
+        "(fetch, ack; six scripts per delayed hop under `realistic`); what would halve it is working orders in "
+        "batches (one transaction and one publish for many orders), a change of the pipeline's shape, not a "
+        "tweak; (2) the server's ~1.3 ms per ExecuteOrder (the floor's gRPC share of it is ~0.15 ms): "
+        "authentication, the rate limit's Redis script, the price-impact check, the insert and the enqueue's "
+        "thread hop each cost a little; (3) PostgreSQL's ~1.7 ms: every transition's UPDATE is not HOT (status "
+        "and updated_at are indexed), so each writes every index of `orders`; (4) more cores: every part scales "
+        "out by processes, and here the load generator, PostgreSQL and Redis share the same two.",
     ]
     return lines
 
@@ -940,6 +943,19 @@ OPTIMIZATION_LOG = [
     "`pending` to `submitted` in one guarded statement at zero latency; settlement in pipeline mode; events "
     "published as protobuf; shared pool reads under bursts (`344d06c`, same day, quiet machine) | 62/s / 53/s, "
     "28-32 ms of CPU per order (server 8.2-10.2, workers 10.3-11.6, PostgreSQL 5.5-6.2) | - |",
+    "| the same code (`2ed540c`) on 2026-12-06's machine, quiet (the gRPC floor ran 2,449 orders/s there against "
+    "739 on 2026-11-25: the machine, not the code, had been 3.3x slower), c=32 / c=128 | 206/s / 188/s, 9.0-9.8 "
+    "ms of CPU per order (server 2.7-2.9, workers 2.9-3.1, PostgreSQL 2.1-2.5, load generator 1.1) | - |",
+    "| + `events_after` checks the owner on the order's own row (`d1359e2`; a plan made before the tables had "
+    "statistics hashed all of the owner's orders on every stream's replay read: PostgreSQL 0.8 ms per new stream "
+    "at 4,000 orders, growing with the account, now 0.06 ms) | 215/s / 225/s, 8.2-8.6 ms of CPU per order "
+    "(server 2.5, workers 2.8, PostgreSQL 1.7-1.9) | - |",
+    "| + `pools.state` stored uncompressed (`47c4a8a`): a settlement's pool UPDATE costs embedded PostgreSQL "
+    "96-103 µs instead of 162-176 µs with pglz (3,000 updates of the largest pool each); about 0.09 ms per order, "
+    "below what a whole-system run resolves | - | - |",
+    "| tried and not kept: a settlement's locking read sends back a pool's state only when its version moved "
+    "since this process read or wrote it (`python -m bench.cost`, alternated: worker 2.66-2.89 ms per order "
+    "either way, within the noise) | - | - |",
     "",
     "The enqueue alone, one process, 4000 messages 64 at a time on an embedded Redis (`python -m bench.enqueue_cost`, "
     "and the same loop over the earlier script path): 125-137 µs of CPU per message through the Lua script, "
@@ -965,6 +981,9 @@ OPTIMIZATION_LOG = [
     "before and after, alternated on a machine saturated by other work (load average 5-9), could not tell "
     "the difference (server 8-13 ms of CPU per order in both).",
     "",
+    'Most of the 2026-11-25 "regression" was the machine: on 2026-12-06 the same commit that ran 61 orders/s '
+    "then ran 206/s, and the do-nothing gRPC floor 2,449/s against 739/s. Compare figures of one day, and CPU per "
+    "order part by part (`python -m bench.cost`, the section above) across days. "
     "Where the 2026-11-25 regression came from, bisected on one machine with the same command (`python -m "
     "bench --quick --scenarios zero --workers 1`, c=32 and c=128; the later points shared the machine with "
     "other work starting up): `bfd6f6a` 90/s and 79/s (the commit whose full run gave 164/s the day before, on "
