@@ -161,7 +161,7 @@ async def _route(engine: Engine, order: Order) -> Order | None:
 async def _choose_route(engine: Engine, order: Order) -> tuple[EventDetails, dict[str, Any]]:
     """The venues' best route for the order now, checked against its price impact and limit: the ROUTE event's
     details and the route as stored."""
-    token_in, token_out = resolve_token(order.token_in), resolve_token(order.token_out)
+    token_in, token_out = await engine.venues.tokens(order.token_in, order.token_out)
     view = await engine.venues.quote(token_in, token_out, order.amount_in, order=(order.id, order.attempt))
     route = view.route
     check_price_impact(route.price_impact_bps, order.max_price_impact_bps, "routed now,")
@@ -216,6 +216,7 @@ async def _check_landing(engine: Engine, order: Order, sub: Submission | None) -
 
 async def _settle(engine: Engine, order: Order) -> None:
     assert order.route is not None and order.tx_signature is not None
+    await engine.venues.tokens(order.token_in, order.token_out)  # this process may not have heard of a launch yet
     route = route_from_json(order.route)
     min_out = route.min_amount_out(order.slippage_bps)
     limit_min = _limit_min(order)

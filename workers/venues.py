@@ -21,9 +21,11 @@ from workers.market import (
     Pool,
     Route,
     Token,
+    UnknownTokenError,
     VenueQuote,
     VenueShortfall,
     best_route,
+    resolve_token,
     venue_quotes_and_shortfalls,
 )
 from workers.market.tokens import register_token
@@ -62,6 +64,15 @@ class Venues:
         for token in await self._store.load_tokens():
             register_token(token)
         self._tokens_read_at = now
+
+    async def tokens(self, *symbols_or_mints: str) -> list[Token]:
+        """The tokens named, by symbol or mint. One listed since this process last looked (a launch, by the market or
+        `orderengine market launch`, maybe in another process) is learned from the store first."""
+        try:
+            return [resolve_token(t) for t in symbols_or_mints]
+        except UnknownTokenError:
+            await self.learn_tokens()
+            return [resolve_token(t) for t in symbols_or_mints]
 
     async def pools(self) -> dict[str, Pool]:
         """The pools as settled now: one cheap query for their versions, then only the changed ones are read.

@@ -25,6 +25,7 @@ from tests.replay import pool_states, replay_settlements
 from tests.stack import Stack, Stores
 from workers.market import SOL, USDC, format_amount, genesis_pools, pool_from_json, route_from_json
 from workers.market import execute as execute_route
+from workers.market.launch import DEFAULT_LIQUIDITY, launch_pool, planned_launch
 from workers.middleware.market_drift import DriftPlan, drifted, plan_drift
 from workers.migrate import migrate
 from workers.store import DRIFT_LOCK_KEY, OrderStore
@@ -388,6 +389,61 @@ async def test_idle_market_drifts_once_per_interval_across_workers(stores: Store
         assert intervals // 3 <= drifts <= intervals + 1, (drifts, intervals)
         moved = pool_states(s.database_url)
         assert sum(moved[p.id] != p.to_json() for p in genesis_pools(GENESIS_SEED)) >= 2
+    finally:
+        s.stop()
+
+
+LAUNCH_SECONDS = 1.0
+
+
+def _launched(database_url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT symbol, mint FROM tokens WHERE symbol LIKE 'NEW%%' ORDER BY listed_at").fetchall()
+
+
+async def test_the_market_lists_its_planned_tokens_and_they_trade(stores: Stores) -> None:
+    """MARKET_LAUNCH_SECONDS (realistic latency): the market lists the tokens `planned_launch` names for its
+    intervals, with two workers running, each with its Raydium pool at its opening price, and a launched token can be
+    traded by symbol at once (the server learns it on the first order that names it)."""
+    first = int(time.time() // LAUNCH_SECONDS)
+    s = await asyncio.to_thread(
+        Stack.start,
+        stores,
+        MARKET_LATENCY="realistic",
+        MARKET_DRIFT_SECONDS="0",
+        MARKET_LAUNCH_SECONDS=str(LAUNCH_SECONDS),
+    )
+    try:
+        s.spawn_ready("worker2", "worker")
+        both = int(time.time() // LAUNCH_SECONDS) + 1  # from this interval on, both workers plan every launch
+
+        def intervals() -> tuple[list[tuple[str, str]], dict[str, int]]:
+            now = int(time.time() // LAUNCH_SECONDS)
+            planned = {planned_launch(7, i)[0].mint: i for i in range(first - 1, now + 1)}
+            return _launched(s.database_url), planned
+
+        # A launch is a clock, not an event: look for the intervals' tokens (nothing to await).
+        deadline = time.monotonic() + 20
+        launched, planned = intervals()
+        while sum(planned.get(mint, 0) >= both for _, mint in launched) < 2:
+            assert time.monotonic() < deadline, s.log_tail("worker")
+            await asyncio.sleep(LAUNCH_SECONDS / 4)
+            launched, planned = intervals()
+        assert all(mint in planned for _, mint in launched), (launched, first)
+        symbol, mint = launched[0]
+        token, price = planned_launch(7, planned[mint])
+        assert symbol == token.symbol
+        states = pool_states(s.database_url)
+        assert states[f"raydium-{symbol}-SOL"] == launch_pool(token, SOL, price, DEFAULT_LIQUIDITY).to_json()
+
+        async with grpc.aio.insecure_channel(s.grpc_target) as ch:
+            stub = pb_grpc.OrderServiceStub(ch)
+            order_id = await execute(stub, "SOL", symbol, "0.01", slippage_bps=500)
+            try:
+                history = await watch_all(stub, order_id, within=20)
+            except TimeoutError:
+                raise AssertionError(s.log_tail("worker", 80) + s.log_tail("worker2", 80)) from None
+        assert statuses(history) == LIFECYCLE, history[-1].error
     finally:
         s.stop()
 
