@@ -21,7 +21,7 @@ from workers.domain import (
 )
 from workers.migrate import migrate
 from workers.models import NewOrder
-from workers.store import OrderStore
+from workers.store import _UNFINISHED, OrderStore
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,23 @@ def test_the_active_orders_index_excludes_exactly_the_final_statuses(database_ur
     assert row is not None
     assert "<> ALL" in row[0], row[0]
     assert set(re.findall(r"'(\w+)'::text", row[0])) == {s.value for s in FINAL_STATUSES}
+
+
+@pytest.mark.parametrize("query", ["stale", "in_flight"])
+def test_the_reconciler_and_the_in_flight_counts_read_only_unfinished_orders_whatever_the_plan(
+    database_url: str, query: str
+) -> None:
+    """Both name unfinished orders as the partial index `orders_active` does, so even a generic plan (what a
+    prepared statement may settle on) reads that index instead of every order ever placed."""
+    sql = {
+        "stale": f"SELECT id FROM orders WHERE {_UNFINISHED} AND status <> 'open' ORDER BY updated_at LIMIT 500",
+        "in_flight": f"SELECT status, count(*) FROM orders WHERE {_UNFINISHED} GROUP BY status",
+    }[query]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        indexdef = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_active'").fetchone()
+        assert indexdef is not None
+        assert set(re.findall(r"'(\w+)'", indexdef[0])) == {s.value for s in FINAL_STATUSES}
+        conn.execute("SET enable_seqscan = off")  # what the planner would pick on a big table, on this small one
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {sql}").fetchall())
+    assert "orders_active" in plan, plan
