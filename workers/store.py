@@ -166,6 +166,12 @@ ORDER BY ins.seq
 # for the reconciler every few seconds and for every metrics scrape.
 _UNFINISHED = "status NOT IN (" + ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES)) + ")"
 
+# Open orders past their expiry, through the partial index `orders_open_expiry`.
+_OVERDUE_OPEN = (
+    "SELECT id FROM orders WHERE status = 'open' AND expires_at IS NOT NULL "
+    "AND expires_at <= clock_timestamp() ORDER BY expires_at LIMIT %s"
+)
+
 # Whether any order rests: asked after a pool move commits (`OrderStore._any_open`).
 _ANY_OPEN = "SELECT EXISTS (SELECT 1 FROM orders WHERE status = 'open')"
 
@@ -603,11 +609,8 @@ class OrderStore:
         """Open orders past their expiry: what a lost expiry message left behind (resting orders are idle by
         design, so `stale_orders` leaves them out)."""
         async with self._conn() as conn:
-            cur = await conn.execute(
-                "SELECT id FROM orders WHERE status = %s AND expires_at IS NOT NULL "
-                "AND expires_at <= clock_timestamp() ORDER BY expires_at LIMIT %s",
-                (OrderStatus.OPEN.value, limit),
-            )
+            # `status = 'open'` as a constant, the partial index's own words (see _UNFINISHED).
+            cur = await conn.execute(_OVERDUE_OPEN, (limit,))
             return [str(r[0]) for r in await cur.fetchall()]
 
     @staticmethod

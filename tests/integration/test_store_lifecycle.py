@@ -21,7 +21,7 @@ from workers.domain import (
 )
 from workers.migrate import migrate
 from workers.models import NewOrder
-from workers.store import _UNFINISHED, OrderStore
+from workers.store import _OVERDUE_OPEN, _UNFINISHED, OrderStore
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +82,19 @@ def test_the_active_orders_index_excludes_exactly_the_final_statuses(database_ur
     assert set(re.findall(r"'(\w+)'::text", row[0])) == {s.value for s in FINAL_STATUSES}
 
 
-@pytest.mark.parametrize("query", ["stale", "in_flight"])
-def test_the_reconciler_and_the_in_flight_counts_read_only_unfinished_orders_whatever_the_plan(
+@pytest.mark.parametrize("query", ["stale", "in_flight", "overdue_open"])
+def test_the_reconcilers_and_in_flight_counts_read_their_partial_index_whatever_the_plan(
     database_url: str, query: str
 ) -> None:
-    """Both name unfinished orders as the partial index `orders_active` does, so even a generic plan (what a
-    prepared statement may settle on) reads that index instead of every order ever placed."""
+    """The reconciler's sweeps and the in-flight counts name their orders as their partial index does (constants,
+    not parameters), so even a generic plan (what a prepared statement may settle on) reads that index instead of
+    every order ever placed."""
     sql = {
         "stale": f"SELECT id FROM orders WHERE {_UNFINISHED} AND status <> 'open' ORDER BY updated_at LIMIT 500",
         "in_flight": f"SELECT status, count(*) FROM orders WHERE {_UNFINISHED} GROUP BY status",
+        "overdue_open": _OVERDUE_OPEN.replace("%s", "500"),
     }[query]
+    index = "orders_open_expiry" if query == "overdue_open" else "orders_active"
     with psycopg.connect(database_url, autocommit=True) as conn:
         indexdef = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_active'").fetchone()
         assert indexdef is not None
@@ -99,4 +102,4 @@ def test_the_reconciler_and_the_in_flight_counts_read_only_unfinished_orders_wha
         conn.execute("SET enable_seqscan = off")  # what the planner would pick on a big table, on this small one
         conn.execute("SET plan_cache_mode = force_generic_plan")
         plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {sql}").fetchall())
-    assert "orders_active" in plan, plan
+    assert index in plan, plan
