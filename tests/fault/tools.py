@@ -106,23 +106,34 @@ async def watch_many(
 
 
 class EventCounter:
-    """Counts events seen by watchers and lets a test await a threshold (no polling)."""
+    """Counts events seen by watchers, and the orders they came from, and lets a test await a threshold of either
+    (no polling)."""
 
     def __init__(self) -> None:
         self.count = 0
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.orders: set[str] = set()
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
-    def __call__(self, _event: pb.OrderEvent) -> None:
+    def __call__(self, event: pb.OrderEvent) -> None:
         self.count += 1
-        for n, fut in self._waiters:
-            if self.count >= n and not fut.done():
+        self.orders.add(event.order_id)
+        for done, fut in self._waiters:
+            if done() and not fut.done():
                 fut.set_result(None)
 
     async def reached(self, n: int, within: float = 60) -> None:
-        if self.count >= n:
+        """`n` events in all, over every stream."""
+        await self._until(lambda: self.count >= n, within)
+
+    async def streaming(self, n: int, within: float = 60) -> None:
+        """`n` orders' streams open: each has sent at least one event."""
+        await self._until(lambda: len(self.orders) >= n, within)
+
+    async def _until(self, done: Callable[[], bool], within: float) -> None:
+        if done():
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((n, fut))
+        self._waiters.append((done, fut))
         await asyncio.wait_for(fut, within)
 
 
