@@ -1,5 +1,5 @@
-"""What a run measures: the default plan (`make bench`, ~23 minutes with the broker comparison) and the `--quick`
-subset (1-2 minutes)."""
+"""What a run measures: the default plan (`make bench`, ~19 minutes with the broker comparison, 2026-12-06) and
+the `--quick` subset (1-2 minutes)."""
 
 from __future__ import annotations
 
