@@ -83,12 +83,14 @@ async def _drive(engine: Engine, order: Order) -> None:
         if wait_ms > 0:
             await engine.queue.enqueue_async(order.id, wait_ms)
             return
-        routed = await _route(engine, order)
-        if routed is None:
-            return
-        order = routed
+        # The quote has come back: ROUTE, the submission and SUBMIT complete in this message, so they commit
+        # together, as when the venues answer at once.
+        quoted = await _route_and_submit(engine, order)
+        if quoted is not None:
+            await _check_landing(engine, *quoted)
+        return
     sub: Submission | None
-    if order.status is OrderStatus.BUILDING:
+    if order.status is OrderStatus.BUILDING:  # routed by a release that committed ROUTE and SUBMIT apart
         submitted = await _submit(engine, order)
         if submitted is None:
             return
@@ -119,8 +121,8 @@ def _limit_min(order: Order) -> int | None:
 
 
 async def _route_and_submit(engine: Engine, order: Order) -> tuple[Order, Submission] | None:
-    """pending (or routing) -> submitted in one transaction, when the venues answer at once (no quote to wait
-    for): the route is chosen first, then START, ROUTE, the submission and SUBMIT commit together
+    """pending (or routing) -> submitted in one transaction, once the quote is in (at once, or after the
+    venues' latency): the route is chosen first, then START, ROUTE, the submission and SUBMIT commit together
     (`OrderStore.route_and_submit`). A crash before the commit leaves the order where it was, and the redelivered
     message starts over; after it, the order is `submitted` and the message only looks at its landing."""
     try:
@@ -150,12 +152,6 @@ async def _route_and_submit(engine: Engine, order: Order) -> tuple[Order, Submis
     events, sub = done
     last = events[-1]
     return replace(order, status=last.status, dex=details.dex, route=raw, tx_signature=signature), sub
-
-
-async def _route(engine: Engine, order: Order) -> Order | None:
-    details, raw = await _choose_route(engine, order)
-    event = await engine.store.transition(order.id, LifecycleEvent.ROUTE, details, attempt=order.attempt, route=raw)
-    return replace(order, status=event.status, dex=details.dex, route=raw) if event else None
 
 
 async def _choose_route(engine: Engine, order: Order) -> tuple[EventDetails, dict[str, Any]]:

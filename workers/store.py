@@ -478,7 +478,7 @@ class OrderStore:
         submit_details: EventDetails,
     ) -> tuple[list[OrderEvent], Submission] | None:
         """START (when `start`), ROUTE, the transaction's entry in the mempool and SUBMIT: the steps a worker
-        completes in one message when the venues answer at once, as one statement instead of four transactions.
+        completes in one message once the venues' quote is in, as one statement instead of four transactions.
 
         Guarded as the first step's `transition` is (from `pending`, or `routing` without START, at the order's
         attempt): None, writing nothing, when it does not apply (a redelivered message, another worker). The
