@@ -1,7 +1,7 @@
 """The one path an order event takes once the transaction that made it has committed.
 
     OrderStore (workers/store.py): guarded UPDATE + event row, one transaction; commit
-      -> EventSink.committed(event)              here: publish, log, tell the observers
+      -> EventSink.committed(*events)            here: publish (one round trip per commit), log, tell the observers
       -> Redis pub/sub, channel per order        workers/publisher.py
       -> the server's EventHub, one pattern subscription per process, a queue per stream    server/watch.py
       -> follow(): replay, de-duplicate, fill gaps, re-read on silence -> WatchOrder        server/watch.py
@@ -59,9 +59,14 @@ class EventSink:
             except Exception:  # the move is committed; the reconciler's trigger sweep covers a lost message
                 log.exception("pools-moved hook %r failed for %s", hook, list(pool_ids))
 
-    async def committed(self, event: OrderEvent) -> None:
+    async def committed(self, *events: OrderEvent) -> None:
+        """The events one transaction committed, in order."""
         if self._publisher is not None:
-            await self._publisher.publish(event)
+            await self._publisher.publish(*events)
+        for event in events:
+            self._log_and_observe(event)
+
+    def _log_and_observe(self, event: OrderEvent) -> None:
         error = event.details.error
         fields = {"order_id": event.order_id, "status": event.status.value, "attempt": event.attempt, "seq": event.seq}
         if error:

@@ -42,11 +42,12 @@ from workers.views import leg_view, main_dex, price, route_view
 
 
 async def advance(engine: Engine, order_id: str) -> None:
-    order = await engine.store.get_order(order_id)
-    if order is None or order.status.is_final:
+    found = await engine.store.order_at_work(order_id)
+    if found is None or found[0].status.is_final:
         return
+    order, sub = found
     try:
-        await _drive(engine, order)
+        await _drive(engine, order, sub)
     except OrderFailure as failure:
         failure.attempt = order.attempt
         raise
@@ -61,7 +62,8 @@ async def advance(engine: Engine, order_id: str) -> None:
             )
 
 
-async def _drive(engine: Engine, order: Order) -> None:
+async def _drive(engine: Engine, order: Order, sub: Submission | None) -> None:
+    """`sub`: the order's transaction in the mempool, read with the order (None before it is submitted)."""
     if order.status is OrderStatus.PENDING and order.order_type in RESTING_ORDER_TYPES:
         await _rest(engine, order)
         return
@@ -89,15 +91,11 @@ async def _drive(engine: Engine, order: Order) -> None:
         if quoted is not None:
             await _check_landing(engine, *quoted)
         return
-    sub: Submission | None
     if order.status is OrderStatus.BUILDING:  # routed by a release that committed ROUTE and SUBMIT apart
         submitted = await _submit(engine, order)
         if submitted is None:
             return
         order, sub = submitted
-    else:
-        assert order.tx_signature is not None
-        sub = await engine.store.get_submission(order.tx_signature)
     await _check_landing(engine, order, sub)
 
 

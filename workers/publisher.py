@@ -60,14 +60,26 @@ class EventPublisher:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
 
-    async def publish(self, event: OrderEvent) -> None:
-        """Best effort: the event is already stored, and watchers fill any gap from PostgreSQL."""
-        try:
-            data = encode(event)
-        except Exception:  # a message the .proto cannot carry must not break the transition that committed it
-            log.exception("order %s: event seq=%d not encoded, not published", event.order_id, event.seq)
+    async def publish(self, *events: OrderEvent) -> None:
+        """Best effort: the events are already stored, and watchers fill any gap from PostgreSQL. The events of one
+        commit go out in order in one round trip."""
+        encoded: list[tuple[OrderEvent, bytes]] = []
+        for event in events:
+            try:
+                encoded.append((event, encode(event)))
+            except Exception:  # a message the .proto cannot carry must not break the transition that committed it
+                log.exception("order %s: event seq=%d not encoded, not published", event.order_id, event.seq)
+        if not encoded:
             return
         try:
-            await self._redis.publish(channel_for(event.order_id), data)
+            if len(encoded) == 1:
+                event, data = encoded[0]
+                await self._redis.publish(channel_for(event.order_id), data)
+                return
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for event, data in encoded:
+                    pipe.publish(channel_for(event.order_id), data)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
-            log.warning("order %s: event seq=%d not published: %s", event.order_id, event.seq, exc)
+            seqs = ", ".join(str(event.seq) for event, _ in encoded)
+            log.warning("order %s: events seq=%s not published: %s", encoded[0][0].order_id, seqs, exc)

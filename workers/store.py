@@ -93,6 +93,13 @@ _ORDER_COLUMNS = (
     "max_price_impact_bps, limit_price, expires_at"
 )
 
+_ORDER_AT_WORK = (
+    "SELECT "
+    + ", ".join(f"o.{column.strip()}" for column in _ORDER_COLUMNS.split(","))
+    + ", t.signature, t.submitted_at, t.lands_at, t.expires_at FROM orders o "
+    "LEFT JOIN chain_transactions t ON t.signature = o.tx_signature WHERE o.id = %s"
+)
+
 # The event row, and the order's type and creation time for the sink's observers (metrics: pending -> terminal).
 _EVENT_INSERT = """, ins AS (
     INSERT INTO order_events (order_id, seq, status, attempt, payload)
@@ -388,6 +395,18 @@ class OrderStore:
             row = await cur.fetchone()
             return _order(row) if row else None
 
+    async def order_at_work(self, order_id: str) -> tuple[Order, Submission | None] | None:
+        """The order as a worker picks it up, with its transaction's entry in the mempool when it has one: what a
+        landing check needs in one read, not two."""
+        async with self._conn() as conn:
+            cur = await conn.execute(_ORDER_AT_WORK, (_uuid(order_id),))
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        n = len(_ORDER_COLUMNS.split(","))
+        sig, submitted_at, lands_at, expires_at = row[n:]
+        return _order(row[:n]), Submission(sig, submitted_at, lands_at, expires_at) if sig is not None else None
+
     async def list_orders(
         self,
         owner_id: str,
@@ -526,8 +545,7 @@ class OrderStore:
                 assert found is not None
                 sub = found
         events = [_written_event(row, details) for row, (_, details) in zip(rows, steps, strict=True)]
-        for written in events:
-            await self._committed(written)
+        await self._sink.committed(*events)
         return events, sub
 
     async def cancel(self, order_id: str, owner_id: str) -> Order:
@@ -760,10 +778,6 @@ class OrderStore:
             found = await self._submission(conn, sub.signature)
         assert found is not None
         return found
-
-    async def get_submission(self, signature: str) -> Submission | None:
-        async with self._conn() as conn:
-            return await self._submission(conn, signature)
 
     @staticmethod
     async def _submission(conn: Any, signature: str) -> Submission | None:
