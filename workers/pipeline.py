@@ -156,8 +156,9 @@ async def _choose_route(engine: Engine, order: Order) -> tuple[EventDetails, dic
     """The venues' best route for the order now, checked against its price impact and limit: the ROUTE event's
     details and the route as stored."""
     token_in, token_out = await engine.venues.tokens(order.token_in, order.token_out)
-    view = await engine.venues.quote(token_in, token_out, order.amount_in, order=(order.id, order.attempt))
-    route = view.route
+    route, skipped = await engine.venues.route_order(
+        token_in, token_out, order.amount_in, order=(order.id, order.attempt)
+    )
     check_price_impact(route.price_impact_bps, order.max_price_impact_bps, "routed now,")
     limit_min = _limit_min(order)
     if limit_min is not None and route.amount_out < limit_min:
@@ -171,7 +172,7 @@ async def _choose_route(engine: Engine, order: Order) -> tuple[EventDetails, dic
         dex=dex,
         route=route_view(route, order.slippage_bps),
         instructions=instructions,
-        skipped_venues=view.skipped,
+        skipped_venues=skipped,
     )
     return details, route.to_json()
 

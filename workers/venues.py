@@ -40,7 +40,10 @@ class MarketView:
     quotes: list[VenueQuote]
     route: Route
     unquoted: list[VenueShortfall] = field(default_factory=list)  # venues with no quote of their own, and why
-    skipped: tuple[SkippedVenue, ...] = ()  # venues an order's attempt routed without (they did not answer)
+
+
+def _failure_code(exc: NoRouteError | InsufficientLiquidityError) -> ErrorCode:
+    return ErrorCode.NO_ROUTE if isinstance(exc, NoRouteError) else ErrorCode.INSUFFICIENT_LIQUIDITY
 
 
 class Venues:
@@ -127,43 +130,47 @@ class Venues:
         due = asked_at + timedelta(milliseconds=slowest)
         return max(0, int((due - datetime.now(UTC)).total_seconds() * 1000))
 
-    async def quote(
-        self, token_in: Token, token_out: Token, amount_in: int, *, order: tuple[str, int] | None = None
-    ) -> MarketView:
-        """The venues' answers, routed over their pools.
-
-        For an order (`order` = id, attempt) the caller has already let the latency pass (`quote_wait_ms`), and
-        each venue may fail as seeded: routing goes on with the venues that answered, as an aggregator does, and
-        only when none did (or those that did cannot route the order) is the attempt a transient failure.
-        Without an order (GetQuote) the latency is awaited here.
-        """
-        skipped: tuple[SkippedVenue, ...] = ()
-        if order is None:
-            await asyncio.sleep(max(self.latency_ms(dex, None) for dex in DEXES) / 1000)
-        else:
-            skipped = tuple(
-                SkippedVenue(dex, f"{dex} did not answer the quote request")
-                for dex in DEXES
-                if faults.venue_fails(self._seed, self._failure_rate, order[0], order[1], dex)
-            )
-            if len(skipped) == len(DEXES):
-                raise TransientFailure(
-                    ErrorCode.DEX_UNAVAILABLE, f"no venue answered the quote request ({', '.join(DEXES)})"
-                )
-        silent = {venue.dex for venue in skipped}
-        pools = [p for p in (await self.pools()).values() if p.dex not in silent]
+    async def quote(self, token_in: Token, token_out: Token, amount_in: int) -> MarketView:
+        """What GetQuote answers: each venue's own quote and the best route over both, after the venues' latency."""
+        await asyncio.sleep(max(self.latency_ms(dex, None) for dex in DEXES) / 1000)
+        pools = list((await self.pools()).values())
         try:
             route = best_route(pools, token_in, token_out, amount_in)
             quotes, unquoted = venue_quotes_and_shortfalls(pools, token_in, token_out, amount_in)
+        except (NoRouteError, InsufficientLiquidityError) as exc:
+            raise PermanentFailure(_failure_code(exc), str(exc)) from exc
+        return MarketView(quotes=quotes, route=route, unquoted=unquoted)
+
+    async def route_order(
+        self, token_in: Token, token_out: Token, amount_in: int, *, order: tuple[str, int]
+    ) -> tuple[Route, tuple[SkippedVenue, ...]]:
+        """An order's route (`order` = id, attempt), once the caller has let the latency pass (`quote_wait_ms`), and
+        the venues it routed without.
+
+        Each venue may fail as seeded: routing goes on with the venues that answered, as an aggregator does, and
+        only when none did (or those that did cannot route the order) is the attempt a transient failure. No
+        per-venue quotes: an order needs only its route.
+        """
+        skipped = tuple(
+            SkippedVenue(dex, f"{dex} did not answer the quote request")
+            for dex in DEXES
+            if faults.venue_fails(self._seed, self._failure_rate, order[0], order[1], dex)
+        )
+        if len(skipped) == len(DEXES):
+            raise TransientFailure(
+                ErrorCode.DEX_UNAVAILABLE, f"no venue answered the quote request ({', '.join(DEXES)})"
+            )
+        silent = {venue.dex for venue in skipped}
+        pools = [p for p in (await self.pools()).values() if p.dex not in silent]
+        try:
+            return best_route(pools, token_in, token_out, amount_in), skipped
         except (NoRouteError, InsufficientLiquidityError) as exc:
             if skipped:  # the venue that could have filled it may answer next time
                 names = ", ".join(sorted(silent))
                 raise TransientFailure(
                     ErrorCode.DEX_UNAVAILABLE, f"{names} did not answer, and the venues that did cannot: {exc}"
                 ) from exc
-            code = ErrorCode.NO_ROUTE if isinstance(exc, NoRouteError) else ErrorCode.INSUFFICIENT_LIQUIDITY
-            raise PermanentFailure(code, str(exc)) from exc
-        return MarketView(quotes=quotes, route=route, unquoted=unquoted, skipped=skipped)
+            raise PermanentFailure(_failure_code(exc), str(exc)) from exc
 
     async def price_impact_bps(self, token_in: Token, token_out: Token, amount_in: int) -> int | None:
         """The price impact of the route an order would take on the pools as they are now (no venue latency);
