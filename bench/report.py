@@ -875,6 +875,12 @@ def _limits(res: dict[str, Any]) -> list[str]:
             "No thread waits on a mock delay: the ~200 ms venue latency and the 2-2.8 s confirmation are both "
             "delayed Dramatiq messages, so thousands of orders are in flight while the threads are free"
             + (" (the WORKER_THREADS table shows more threads do not add throughput)." if threads else ".")
+            + " Each order is three messages: `START`; after the quote's latency the route, the submission and "
+            "`SUBMIT` in one guarded statement; after the confirmation the settlement. A delayed message passes "
+            "through Redis twice (into `orders.DQ`, fetched, enqueued again when due, acked, fetched, acked), so "
+            "an order costs the broker about 15 script calls (Redis `INFO commandstats` over a `python -m "
+            "bench.cost --latency realistic` run, 2026-12-06: 48,584 EVALSHA for 3,200 orders), against 4.4 at zero "
+            "latency (14,126)."
             + " At high concurrency some orders fail with SLIPPAGE_EXCEEDED: hundreds of orders quoted against "
             "the same pool before any settles move it more than their 50 bps allowance, as on a real venue."
         )
@@ -953,6 +959,14 @@ OPTIMIZATION_LOG = [
     "| + `pools.state` stored uncompressed (`47c4a8a`): a settlement's pool UPDATE costs embedded PostgreSQL "
     "96-103 µs instead of 162-176 µs with pglz (3,000 updates of the largest pool each); about 0.09 ms per order, "
     "below what a whole-system run resolves | - | - |",
+    "| + `realistic`: after the quote's latency, ROUTE, the submission and SUBMIT commit in one guarded statement "
+    "as they already did at zero latency (`0f81b97`; `python -m bench.cost --latency realistic --workers 2`, 1,500 "
+    "orders, A/B back to back on a machine 1.7x slower than the morning's) | - | work phase 114.0 -> 133.6 "
+    "orders/s; worker CPU 9.98 -> 8.55 ms per order, PostgreSQL 3.54 -> 2.83 |",
+    "| + the order and its mempool entry in one read; a commit's events published in one Redis round trip "
+    "(`e3b8653`); an order's routing computes its route only, not GetQuote's per-venue quotes (`a0aa100`, 94 µs "
+    "per order in a micro-benchmark) | bench.cost A/B alternated: within the noise (work phase 6.49-7.20 ms "
+    "per order either way) | within the noise (10.98-11.06 ms per order) |",
     "| tried and not kept: a settlement's locking read sends back a pool's state only when its version moved "
     "since this process read or wrote it (`python -m bench.cost`, alternated: worker 2.66-2.89 ms per order "
     "either way, within the noise) | - | - |",
