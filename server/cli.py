@@ -462,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="Dramatiq threads per process (default WORKER_THREADS or 16; no thread waits on a mock delay, so "
+        help="Dramatiq threads per process (default WORKER_THREADS or 8; no thread waits on a mock delay, so "
         "more do not add throughput)",
     )
     sub.add_parser("bridge", help="the HTTP/WebSocket bridge and web page (HTTP_PORT)")

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     retry_max_backoff_ms: int = Field(default=4000, ge=0)
 
     worker_processes: int = Field(default=1, ge=1)
-    worker_threads: int = Field(default=16, ge=1)
+    worker_threads: int = Field(default=8, ge=1)
     # A dead worker's unacked messages are delivered again after this long without its heartbeat (Redis), or when
     # its connection closes or misses heartbeats for this long (RabbitMQ).
     broker_heartbeat_timeout_ms: int = Field(default=15000, ge=1000)
