@@ -875,12 +875,13 @@ def _limits(res: dict[str, Any]) -> list[str]:
             "No thread waits on a mock delay: the ~200 ms venue latency and the 2-2.8 s confirmation are both "
             "delayed Dramatiq messages, so thousands of orders are in flight while the threads are free"
             + (" (the WORKER_THREADS table shows more threads do not add throughput)." if threads else ".")
-            + " Each order is three messages: `START`; after the quote's latency the route, the submission and "
-            "`SUBMIT` in one guarded statement; after the confirmation the settlement. A delayed message passes "
-            "through Redis twice (into `orders.DQ`, fetched, enqueued again when due, acked, fetched, acked), so "
-            "an order costs the broker about 15 script calls (Redis `INFO commandstats` over a `python -m "
-            "bench.cost --latency realistic` run, 2026-12-06: 48,584 EVALSHA for 3,200 orders), against 4.4 at zero "
-            "latency (14,126)."
+            + " Each order is two delayed messages: the server enqueues the first for when the venues' quotes are "
+            "in, and it commits `START`, the route, the submission and `SUBMIT` together; after the confirmation, "
+            "the settlement. A delayed message passes through Redis twice (into `orders.DQ`, fetched, enqueued "
+            "again when due, acked, fetched, acked), so an order costs the broker about 12.6 script calls (Redis "
+            "`INFO commandstats` over a `python -m bench.cost --latency realistic` run, 2026-12-06: 40,439 EVALSHA "
+            "for 3,200 orders; 48,584 when `START` was a message of its own), against 4.4 at zero latency "
+            "(14,126)."
             + " At high concurrency some orders fail with SLIPPAGE_EXCEEDED: hundreds of orders quoted against "
             "the same pool before any settles move it more than their 50 bps allowance, as on a real venue."
         )
@@ -967,6 +968,15 @@ OPTIMIZATION_LOG = [
     "(`e3b8653`); an order's routing computes its route only, not GetQuote's per-venue quotes (`a0aa100`, 94 µs "
     "per order in a micro-benchmark) | bench.cost A/B alternated: within the noise (work phase 6.49-7.20 ms "
     "per order either way) | within the noise (10.98-11.06 ms per order) |",
+    "| + `WORKER_THREADS` 8 instead of 16 (`10fe3f8`; `python -m bench --scenarios realistic --workers 2`, "
+    "alternated 8, 16, 8, 16; fewer settlements queue on the same pools' row locks) | no difference | closed-loop "
+    "peaks 110/106 (8) vs 98/102 (16) orders/s; open loop at 200/s offered 94/86 vs 65/74 confirmed/s; "
+    "PostgreSQL 2.2-2.3 vs 2.8-2.9 ms per order |",
+    "| + `realistic`: the server enqueues a market order's first message for when the venues' quotes are in, and "
+    "that message commits START with ROUTE, the submission and SUBMIT (no message of its own for `routing`; "
+    "`python -m bench.cost --latency realistic --workers 2`, A/B alternated twice) | - | work phase 117/122 -> "
+    "127/160 orders/s, live 94/94 -> 126/111; worker CPU (live) 11.3/11.3 -> 8.5/9.8 ms per order; broker script "
+    "calls 15.2 -> 12.6 per order |",
     "| tried and not kept: a settlement's locking read sends back a pool's state only when its version moved "
     "since this process read or wrote it (`python -m bench.cost`, alternated: worker 2.66-2.89 ms per order "
     "either way, within the noise) | - | - |",

@@ -28,6 +28,7 @@ from server.watch import EventHub, GatedReads, follow
 from workers.domain import RESTING_ORDER_TYPES
 from workers.market import UnknownTokenError, resolve_token
 from workers.models import Order
+from workers.pipeline import first_delay_ms
 from workers.price_impact import check_price_impact
 from workers.publisher import PublishedEvent
 from workers.runtime import Engine
@@ -80,7 +81,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
         order, pending = await self.engine.store.create_order(new)
         if pending is not None:
             try:
-                await self.engine.queue.enqueue_async(order.id)
+                await self.engine.queue.enqueue_async(order.id, first_delay_ms(self.engine, order))
             except Exception as exc:
                 # Leave nothing half-written: a stored order that no worker will hear of until the reconciler
                 # runs would execute after its client was told it failed.

@@ -62,6 +62,16 @@ async def advance(engine: Engine, order_id: str) -> None:
             )
 
 
+def first_delay_ms(engine: Engine, order: Order) -> int:
+    """When a new order's first message is due. A market order is routed once the venues have answered the quote
+    request it made when it was placed, so under venue latency its first message comes then, and START, ROUTE, the
+    submission and SUBMIT commit together, as at zero latency: no message (and no transaction) is spent on
+    `routing` alone. The order stays `pending` (queued, its quotes on their way) until then."""
+    if order.order_type in RESTING_ORDER_TYPES:
+        return 0
+    return engine.venues.quote_wait_ms(order.id, order.attempt, asked_at=order.updated_at)
+
+
 async def _drive(engine: Engine, order: Order, sub: Submission | None) -> None:
     """`sub`: the order's transaction in the mempool, read with the order (None before it is submitted)."""
     if order.status is OrderStatus.PENDING and order.order_type in RESTING_ORDER_TYPES:
@@ -69,24 +79,14 @@ async def _drive(engine: Engine, order: Order, sub: Submission | None) -> None:
         return
     if order.status is OrderStatus.OPEN:
         return  # waiting: only the trigger engine moves it on
-    if order.status in (OrderStatus.PENDING, OrderStatus.ROUTING) and engine.venues.answers_at_once:
-        at_once = await _route_and_submit(engine, order)
-        if at_once is not None:
-            await _check_landing(engine, *at_once)
-        return
-    if order.status is OrderStatus.PENDING:
-        started = await engine.store.transition(order.id, LifecycleEvent.START, attempt=order.attempt)
-        if started is None:
-            return
-        order = replace(order, status=started.status, updated_at=started.time)
-    if order.status is OrderStatus.ROUTING:
-        # The venues answer after their network latency; a delayed message comes back then, so no thread waits.
+    if order.status in (OrderStatus.PENDING, OrderStatus.ROUTING):
+        # The venues answer after their network latency, counted from when the order asked (placed, triggered or
+        # retried): a message that comes early is delayed until then, so no thread waits. Once the quote is in,
+        # (START,) ROUTE, the submission and SUBMIT complete in this message and commit together.
         wait_ms = engine.venues.quote_wait_ms(order.id, order.attempt, asked_at=order.updated_at)
         if wait_ms > 0:
             await engine.queue.enqueue_async(order.id, wait_ms)
             return
-        # The quote has come back: ROUTE, the submission and SUBMIT complete in this message, so they commit
-        # together, as when the venues answer at once.
         quoted = await _route_and_submit(engine, order)
         if quoted is not None:
             await _check_landing(engine, *quoted)

@@ -52,11 +52,14 @@ def reachable(order: Order, pools: Mapping[str, Pool]) -> bool:
 
 
 async def fire(engine: Engine, order: Order) -> bool:
-    """open -> routing, then the order's message; False when a cancel, an expiry or another trigger won."""
+    """open -> routing, then the order's message, due when the venues have answered its quote request (sent now);
+    False when a cancel, an expiry or another trigger won."""
     event = await engine.store.transition(order.id, LifecycleEvent.TRIGGER, attempt=order.attempt)
     if event is None:
         return False
-    await engine.queue.enqueue_async(order.id)
+    await engine.queue.enqueue_async(
+        order.id, engine.venues.quote_wait_ms(order.id, event.attempt, asked_at=event.time)
+    )
     return True
 
 
