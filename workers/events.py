@@ -2,6 +2,7 @@
 
     OrderStore (workers/store.py): guarded UPDATE + event row, one transaction; commit
       -> EventSink.committed(*events)            here: publish (one round trip per commit), log, tell the observers
+         (a new order's `pending`: EventSink.created, log and tell only; no one can be watching it yet)
       -> Redis pub/sub, channel per order        workers/publisher.py
       -> the server's EventHub, one pattern subscription per process, a queue per stream    server/watch.py
       -> follow(): replay, de-duplicate, fill gaps, re-read on silence -> WatchOrder        server/watch.py
@@ -65,6 +66,13 @@ class EventSink:
             await self._publisher.publish(*events)
         for event in events:
             self._log_and_observe(event)
+
+    def created(self, pending: OrderEvent) -> None:
+        """A new order's `pending` event: logged and observed, not published. Its channel has no subscriber yet,
+        as no one can watch an order before its client is told its id, and every watcher reads what came before
+        it subscribed from PostgreSQL; publishing it would only cost the accept a round trip to Redis and every
+        server process a message to decode and drop."""
+        self._log_and_observe(pending)
 
     def _log_and_observe(self, event: OrderEvent) -> None:
         error = event.details.error

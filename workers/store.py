@@ -369,7 +369,7 @@ class OrderStore:
             n = len(_ORDER_COLUMNS.split(","))
             order = _order(row[:n])
             pending = replace(_event(row[n:], EventDetails()), order_type=order.order_type, placed_at=order.created_at)
-            await self._committed(pending)
+            self._sink.created(pending)
             return order, pending
         if existing is None:
             raise StoreUnavailable("the order with this idempotency key vanished while being read; retry")

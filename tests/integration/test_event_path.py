@@ -17,7 +17,7 @@ from workers.events import EventSink
 from workers.market import Pool
 from workers.migrate import migrate
 from workers.models import EventDetails, NewOrder, OrderEvent
-from workers.publisher import EventPublisher, PublishedEvent, channel_for, decode
+from workers.publisher import CHANNEL_PREFIX, EventPublisher, PublishedEvent, channel_for, decode
 from workers.store import OrderStore, Settlement
 
 
@@ -115,6 +115,30 @@ async def test_each_committed_event_reaches_the_sink_once_after_commit_and_then_
     ]
     assert all(seen.stored_then)
     assert [(e.seq, e.status) for e in published] == [(e.seq, e.status) for e in written[1:] if e is not None]
+
+
+async def test_a_new_orders_pending_event_is_observed_but_not_published(path: Path) -> None:
+    """No one can watch an order before its client has its id, so `pending` goes to the observers and PostgreSQL
+    only; the first message on the order's channel is the next event."""
+    pubsub = path.redis.pubsub()
+    try:
+        await pubsub.psubscribe(CHANNEL_PREFIX + "*")
+        confirmation = await pubsub.get_message(timeout=5.0)
+        assert confirmation is not None and confirmation["type"] == "psubscribe"
+        path.seen.events.clear()
+        order, pending = await path.store.create_order(NewOrder("default", OrderType.MARKET, "SOL", "USDC", 10**9, 50))
+        started = await path.store.transition(order.id, LifecycleEvent.START, attempt=1)
+        assert pending is not None and started is not None
+        assert path.seen.events == [pending, started]
+        first = None
+        while first is None:  # pub/sub is server-wide: skip what other orders publish
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+            assert msg is not None, "nothing published for the order"
+            if msg["channel"].decode() == channel_for(order.id):
+                first = decode(msg["data"])
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    assert (first.seq, first.status) == (2, OrderStatus.ROUTING)
 
 
 async def test_a_repeated_idempotency_key_tells_nothing(path: Path) -> None:
