@@ -176,7 +176,8 @@ def measure(
             os.kill(pid, signal.SIGCONT)
         drain_s = _wait_final(system.env["DATABASE_URL"], orders + warm, timeout=600)
         drain = _per_order(meter.stop(), drain_s, orders)
-        if spy:
+        if spy:  # stopped with the drain, so the profile holds no idle polling after it
+            spy.send_signal(signal.SIGINT)
             spy.wait()
         # The same again with every order watched: what opening a stream and delivering its events live cost.
         for pid in worker_pids:

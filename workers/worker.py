@@ -12,6 +12,7 @@ import uvloop
 
 from workers.broker import build_broker
 from workers.config import Settings
+from workers.delayed import DueHereWorker
 from workers.middleware import EngineLifecycle, OrderAttempts, Reconciler
 from workers.middleware.market_drift import MarketDrift
 from workers.middleware.market_launches import MarketLaunches
@@ -70,7 +71,7 @@ def run_worker(settings: Settings, *, threads: int | None = None) -> int:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     setup_tracing("worker")
     broker = setup_broker(settings)
-    worker = dramatiq.Worker(broker, worker_threads=threads or settings.worker_threads, worker_timeout=IDLE_POLL_MS)
+    worker = DueHereWorker(broker, worker_threads=threads or settings.worker_threads, worker_timeout=IDLE_POLL_MS)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
