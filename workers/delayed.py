@@ -19,6 +19,7 @@ This leans on two names Dramatiq does not document, `Worker._add_consumer` and t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from queue import Empty, PriorityQueue
 from typing import Any
 
@@ -71,11 +72,22 @@ class DueHereWorker(dramatiq.Worker):
 
     Parameters (besides Dramatiq's):
     room(int): how deep this process's work queue may be for a due message to join it (else: through the broker).
+    poll_ms(Mapping[str, int]): a delay queue's own poll when idle, in place of `worker_timeout`. A delay queue's
+      consumer holds every message it fetched and looks at their etas each time it polls, so this is both how soon
+      it holds a new delayed message and how late after its eta one may run.
     """
 
-    def __init__(self, broker: dramatiq.Broker, *, room: int = DUE_HERE_ROOM, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        broker: dramatiq.Broker,
+        *,
+        room: int = DUE_HERE_ROOM,
+        poll_ms: Mapping[str, int] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(broker, **kwargs)
         self.room = room
+        self.poll_ms = dict(poll_ms or {})
 
     def _add_consumer(self, queue_name: str, *, delay: bool = False) -> None:
         if not delay:
@@ -91,6 +103,6 @@ class DueHereWorker(dramatiq.Worker):
             queue_name=queue_name,
             prefetch=self.delay_prefetch,
             work_queue=self.work_queue,
-            worker_timeout=self.worker_timeout,
+            worker_timeout=self.poll_ms.get(queue_name, self.worker_timeout),
         )
         consumer.start()

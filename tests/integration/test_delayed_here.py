@@ -79,7 +79,7 @@ def broker(request: pytest.FixtureRequest, stores: Stores) -> Iterator[tuple[dra
 
 
 def _run_one_delayed(broker: dramatiq.Broker, seen: Seen, *, room: int) -> DueHereConsumer:
-    worker = DueHereWorker(broker, worker_threads=1, worker_timeout=25, room=room)
+    worker = DueHereWorker(broker, worker_threads=1, worker_timeout=25, room=room, poll_ms={f"{QUEUE}.DQ": 40})
     worker.start()
     try:
         broker.get_actor("probe_actor").send_with_options(delay=DELAY_MS)
@@ -89,6 +89,7 @@ def _run_one_delayed(broker: dramatiq.Broker, seen: Seen, *, room: int) -> DueHe
         worker.stop(timeout=5_000)
     consumer = worker.consumers[f"{QUEUE}.DQ"]
     assert isinstance(consumer, DueHereConsumer)
+    assert (consumer.worker_timeout, worker.consumers[QUEUE].worker_timeout) == (40, 25)  # its own poll
     return consumer
 
 
