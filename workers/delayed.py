@@ -4,7 +4,7 @@ the broker.
 Dramatiq's consumer of a delay queue (`orders.DQ`) holds each delayed message, unacked, until its eta; then it
 enqueues a copy on the message's queue (`orders`) and acks the original, and some worker fetches, runs and acks
 the copy. Under venue latency every order makes two such hops (its quote, its landing), and each costs an enqueue,
-a fetch and an ack more than the message needs: Python in the worker, scripts in Redis (`make bench` measures it).
+a fetch and an ack more than the message needs: Python in the worker, scripts in Redis (`BENCHMARKS.md`).
 
 `DueHereConsumer` puts a due message straight on its own process's work queue instead, unless the process is
 far behind (`DUE_HERE_ROOM`). The message stays unacked on the delay queue until a worker thread has run it, and
@@ -39,7 +39,7 @@ class DueHereConsumer(ConsumerThread):
     def __init__(self, *, room: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.room = room
-        self.ran_here = 0  # due messages put on this process's work queue (read by tests and the bench)
+        self.ran_here = 0  # due messages put on this process's work queue (read by tests)
         self.passed_on = 0  # due messages sent through the broker, as Dramatiq does
 
     def handle_delayed_messages(self) -> None:
