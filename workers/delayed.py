@@ -20,11 +20,12 @@ This leans on two names Dramatiq does not document, `Worker._add_consumer` and t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from queue import Empty, PriorityQueue
+from queue import Empty
 from typing import Any
 
 import dramatiq
 from dramatiq.common import current_millis, q_name
+from dramatiq.errors import ActorNotFound
 from dramatiq.worker import ConsumerThread, _WorkQueueItem
 
 # Due messages a process keeps while its work queue is shorter than this. The delay queues' consumers of all the
@@ -43,28 +44,32 @@ class DueHereConsumer(ConsumerThread):
         self.passed_on = 0  # due messages sent through the broker, as Dramatiq does
 
     def handle_delayed_messages(self) -> None:
-        work_queue: PriorityQueue[_WorkQueueItem] = self.work_queue
-        while True:
+        while self.work_queue.qsize() < self.room:
             try:
                 item = self.delay_queue.get_nowait()
             except Empty:
-                break
-            if item.priority > current_millis():  # the delay queue is ordered by eta: nothing further is due
+                return
+            due = item.priority <= current_millis()  # the delay queue is ordered by eta: if not, nothing is
+            actor = self._actor_of(item.message) if due else None
+            if actor is None:
                 self.delay_queue.put(item)
                 self.delay_queue.task_done()
-                break
-            message = item.message
-            if work_queue.qsize() < self.room:
-                actor = self.broker.get_actor(message.actor_name)
-                work_queue.put(_WorkQueueItem(actor.priority, message))
-                self.ran_here += 1
-            else:
-                again = message.copy(queue_name=q_name(message.queue_name))
-                del again.options["eta"]
-                self.broker.enqueue(again)
-                self.post_process_message(message)
-                self.passed_on += 1
+                if not due:
+                    return
+                break  # an actor this process lacks: Dramatiq's way sends it to a consumer that dead-letters it
+            self.work_queue.put(_WorkQueueItem(actor.priority, item.message))
+            self.ran_here += 1
             self.delay_queue.task_done()
+        # Far behind: whatever else is due goes through the broker, as Dramatiq sends it.
+        held = self.delay_queue.qsize()
+        super().handle_delayed_messages()
+        self.passed_on += held - self.delay_queue.qsize()
+
+    def _actor_of(self, message: dramatiq.MessageProxy) -> dramatiq.Actor[Any, Any] | None:
+        try:
+            return self.broker.get_actor(message.actor_name)
+        except ActorNotFound:
+            return None
 
 
 class DueHereWorker(dramatiq.Worker):
