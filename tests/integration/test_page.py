@@ -183,6 +183,8 @@ async def test_the_key_field_keeps_the_key_and_sends_it(browser: Browser, keyed:
     await page.fill("#amount", "1")
     await page.click("#place")  # no key yet: refused, and the key field says where to look
     await page.wait_for_selector("#api-key.invalid", timeout=STAGE_TIMEOUT_MS)
+    # The field is marked before the error text is written: wait for the text too (CI once read it empty between).
+    await page.locator("#ticket-error", has_text="API key").wait_for(timeout=STAGE_TIMEOUT_MS)
     assert "API key" in await page.locator("#ticket-error").inner_text()
     assert await page.locator(".timeline").count() == 0
 
