@@ -877,13 +877,11 @@ def _limits(res: dict[str, Any]) -> list[str]:
             + (" (the WORKER_THREADS table shows more threads do not add throughput)." if threads else ".")
             + " Each order is two delayed messages: the server enqueues the first for when the venues' quotes are "
             "in, and it commits `START`, the route, the submission and `SUBMIT` together; after the confirmation, "
-            "the settlement. A delayed message is fetched from `orders.DQ` by a worker, which holds it until it is "
-            "due and then runs it itself, acked on `orders.DQ` (`workers/delayed.py`; Dramatiq's own way enqueues "
-            "it again on `orders`, to be fetched and acked once more): an order costs the broker about 11.5-11.8 "
-            "script calls (Redis `INFO commandstats` over `python -m bench.cost --latency realistic --workers 2 "
-            "--orders 1000`, 2,200 orders: 25,230-25,934 EVALSHA, against 32,021-32,394 when a due message passed "
-            "through Redis twice). More than half of those are the consumers' polls: in 4 s of a drain "
-            "(`redis-cli monitor`), 1,273 of 2,235 scripts were fetches, 679 of them on the idle trigger queues."
+            "the settlement. A delayed message passes through Redis twice (into `orders.DQ`, fetched, enqueued "
+            "again when due, acked, fetched, acked), so an order costs the broker about 12.6 script calls (Redis "
+            "`INFO commandstats` over a `python -m bench.cost --latency realistic` run, 2026-12-06: 40,439 EVALSHA "
+            "for 3,200 orders; 48,584 when `START` was a message of its own), against 4.4 at zero latency "
+            "(14,126)."
             + " At high concurrency some orders fail with SLIPPAGE_EXCEEDED: hundreds of orders quoted against "
             "the same pool before any settles move it more than their 50 bps allowance, as on a real venue."
         )
@@ -982,15 +980,12 @@ OPTIMIZATION_LOG = [
     "| + a new order's `pending` is stored and observed but not published: no one can watch an order before its "
     "client has its id (`d5f697b`; `python -m bench.cost --latency zero`, A/B alternated twice) | accept: server "
     "CPU 2.26/1.72 vs 2.44/2.79 ms per order, 430/557 vs 411/355 orders/s | - |",
-    "| + a delayed message that comes due runs in the worker process that fetched it, acked on its delay queue, "
-    "instead of a second trip through Redis (`7b3574b`, `workers/delayed.py`; `python -m bench.cost --latency "
-    "realistic --workers 2 --orders 1000`, A/B alternated twice on a slow evening machine) | - | work phase "
-    "77.5/71.5 -> 71.4/80.3 orders/s (noise); worker CPU 15.8/16.8 -> 15.2/13.2 ms per order; broker script "
-    "calls 14.6/14.7 -> 11.8/11.5 per order; consumer threads 17.8% -> 10.7% of the worker's profile |",
-    "| + the trigger engine's delay queue (expiries) polled every 250 ms instead of 25 when idle (`workers/worker.py`, "
-    "`TRIGGER_DELAY_POLL_MS`; one idle worker under `realistic`, 10 s, Redis `INFO commandstats`) | - | idle worker: "
-    "208 -> 163 broker scripts a second, 15.1% -> 12.8% of a core (one sample each); a worker's SIGTERM exit "
-    "0.58 -> 0.9 s (`test_sigterm.py`, one run) |",
+    "| tried and not kept: a delayed message that comes due runs in the worker process that fetched it, acked on "
+    "its delay queue, instead of a second trip through Redis, and the trigger engine's delay queue polled every "
+    "250 ms (`7b3574b`..`5a70cd3`, reverted; `python -m bench.cost --latency realistic --workers 2 --orders 1000`, "
+    "A/B alternated twice) | - | work phase 77.5/71.5 -> 71.4/80.3 orders/s (noise); worker CPU 15.8/16.8 -> "
+    "15.2/13.2 ms per order; broker script calls 14.6/14.7 -> 11.8/11.5 per order. Not kept: no throughput "
+    "gain, and it overrode Dramatiq's private `Worker._add_consumer` and built its private `_WorkQueueItem` |",
     "| tried and not kept: a settlement's locking read sends back a pool's state only when its version moved "
     "since this process read or wrote it (`python -m bench.cost`, alternated: worker 2.66-2.89 ms per order "
     "either way, within the noise) | - | - |",

@@ -9,16 +9,13 @@ import threading
 
 import dramatiq
 import uvloop
-from dramatiq.common import dq_name
 
 from workers.broker import build_broker
 from workers.config import Settings
-from workers.delayed import DueHereWorker
 from workers.middleware import EngineLifecycle, OrderAttempts, Reconciler
 from workers.middleware.market_drift import MarketDrift
 from workers.middleware.market_launches import MarketLaunches
 from workers.middleware.metrics import STORE_GAUGES_INTERVAL_S, StoreGauges, WorkerMetrics
-from workers.queue import TRIGGER_QUEUE_NAME
 from workers.readiness import notify_ready
 from workers.telemetry.otel import setup_tracing
 
@@ -26,10 +23,6 @@ log = logging.getLogger(__name__)
 
 # How long an idle consumer waits between polls of Redis: the latency an order sees when the system is quiet.
 IDLE_POLL_MS = 25
-# The trigger engine's delay queue holds expiries (and its messages' delivery retries), which may well run a quarter
-# of a second after they are due (the expiry is guarded by `expires_at` in SQL). Polled ten times less often, it
-# spares an idle worker ~45 of its ~210 broker scripts a second (`BENCHMARKS.md`).
-TRIGGER_DELAY_POLL_MS = 250
 
 
 def setup_broker(settings: Settings) -> dramatiq.Broker:
@@ -77,12 +70,7 @@ def run_worker(settings: Settings, *, threads: int | None = None) -> int:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     setup_tracing("worker")
     broker = setup_broker(settings)
-    worker = DueHereWorker(
-        broker,
-        worker_threads=threads or settings.worker_threads,
-        worker_timeout=IDLE_POLL_MS,
-        poll_ms={dq_name(TRIGGER_QUEUE_NAME): TRIGGER_DELAY_POLL_MS},
-    )
+    worker = dramatiq.Worker(broker, worker_threads=threads or settings.worker_threads, worker_timeout=IDLE_POLL_MS)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
