@@ -9,6 +9,7 @@ state changes nothing. Every method that writes an event hands it to the store's
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -32,10 +33,13 @@ from workers.domain import (
     moves,
 )
 from workers.events import EventSink
+from workers.group_commit import GroupCommit
 from workers.market.codec import pool_from_json
 from workers.market.pool import Pool
 from workers.market.tokens import Token
 from workers.models import EventDetails, NewOrder, Order, OrderEvent
+
+log = logging.getLogger(__name__)
 
 
 class StoreUnavailable(Exception):
@@ -77,6 +81,21 @@ class Settlement:
     amount_out_text: str
     legs: list[dict[str, Any]]
     pools_after: dict[str, Pool]
+
+
+@dataclass(frozen=True, slots=True)
+class _Landing:
+    """One swap waiting to land (`OrderStore.settle`)."""
+
+    order: Order
+    signature: str
+    pool_ids: tuple[str, ...]
+    decide: Callable[[dict[str, Pool]], Settlement]
+    on_written: Callable[[dict[str, tuple[Pool, int]]], None] | None
+
+
+# What a landing came to: its `confirmed` event, None (not waiting for this landing), or why it was refused.
+_Outcome = OrderEvent | BaseException | None
 
 
 _NO_DETAILS = EventDetails()
@@ -274,6 +293,7 @@ class OrderStore:
     def __init__(self, pool: AsyncConnectionPool, sink: EventSink | None = None) -> None:
         self._pool = pool
         self._sink = sink or EventSink()
+        self._landings = GroupCommit(self._land_batch)
 
     @classmethod
     async def open(
@@ -797,86 +817,132 @@ class OrderStore:
         on_written: Callable[[dict[str, tuple[Pool, int]]], None] | None = None,
     ) -> OrderEvent | None:
         """Lands the swap: re-prices it on the pools as they are now, moves them, records it, confirms the order.
+        None when the order is not (or no longer) waiting for this landing.
 
         `on_written` hears, once committed, of the pools as written and their new versions (the process's venue
         cache keeps them, so the next quote does not read back what this process just wrote).
 
         All in one transaction, with the order row and then the pools locked (in id order, so concurrent
         settlements cannot deadlock): no update is lost and no swap lands twice. `decide` may raise to refuse the
-        swap (slippage), which rolls everything back and leaves the pools untouched.
+        swap (slippage), which leaves the pools untouched by it. Landings that come while others are in the store
+        share their transaction (`workers/group_commit.py`): one lock of each pool, one write of each, one commit.
         """
-        moved: dict[str, tuple[Pool, int]] = {}
+        return await self._landings.submit(_Landing(order, signature, tuple(pool_ids), decide, on_written))
+
+    async def _land_batch(self, landings: Sequence[_Landing]) -> list[_Outcome]:
+        try:
+            return await self._land(landings)
+        except Exception as exc:
+            if len(landings) == 1 or is_unavailable(exc):
+                raise
+            # Whatever failed the batch is one landing's at most: each lands alone, so it fails only its own.
+            log.warning("a batch of %d landings failed (%s); landing them one by one", len(landings), exc)
+            alone: list[_Outcome] = []
+            for landing in landings:
+                try:
+                    alone += await self._land([landing])
+                except Exception as one:
+                    alone.append(one)
+            return alone
+
+    async def _land(self, landings: Sequence[_Landing]) -> list[_Outcome]:
+        written: dict[str, tuple[Pool, int]] = {}
         resting = False
         async with self._conn() as conn, conn.pipeline():
-            confirmed = await self._settle(conn, order, signature, pool_ids, decide, moved)
-            if confirmed is not None:
+            outcomes = await self._settle(conn, landings, written)
+            confirmed = [o for o in outcomes if isinstance(o, OrderEvent)]
+            if confirmed:
                 # Queued after the COMMIT, in the same round trip: its snapshot is taken after the commit, which is
                 # what `_any_open` needs. An error here (the commit's included) is raised, never taken for "yes".
                 cur = await conn.execute(_ANY_OPEN)
                 row = await cur.fetchone()
                 resting = bool(row is None or row[0])
-                if on_written is not None:  # committed: before any await, so no quote reads these pools back
-                    on_written(moved)
-        await self._committed(confirmed)
+                # Committed: before any await, so no quote reads these pools back.
+                for on_written in {landing.on_written for landing in landings if landing.on_written is not None}:
+                    on_written(written)
+        if confirmed:
+            await self._sink.committed(*confirmed)
         if resting:
-            await self._sink.pools_moved(sorted(set(pool_ids)))
-        return confirmed
+            await self._sink.pools_moved(sorted(written))
+        return outcomes
 
     @staticmethod
-    async def _settle(
-        conn: Any,
-        order: Order,
-        signature: str,
-        pool_ids: Sequence[str],
-        decide: Callable[[dict[str, Pool]], Settlement],
-        written: dict[str, tuple[Pool, int]],
-    ) -> OrderEvent | None:
-        order_id, attempt = order.id, order.attempt
-        # In pipeline mode (the caller's): the two locking reads go out together, then the writes, then the commit;
-        # the statements and their order are those of one transaction as before, in three round trips, not eight.
+    async def _settle(conn: Any, landings: Sequence[_Landing], written: dict[str, tuple[Pool, int]]) -> list[_Outcome]:
+        # In pipeline mode (the caller's), three round trips whatever the batch's size: the locking reads, then
+        # the writes (the events' rows come back), then the commit.
         async with conn.transaction():
             order_cur = await conn.execute(
-                "SELECT status, attempt FROM orders WHERE id = %s FOR UPDATE", (_uuid(order_id),)
+                "SELECT id, status, attempt FROM orders WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                (sorted({_uuid(landing.order.id) for landing in landings}),),
             )
             pools_cur = await conn.execute(
-                "SELECT id, state FROM pools WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-                (sorted(set(pool_ids)),),
+                "SELECT id, state, version FROM pools WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                (sorted({pool_id for landing in landings for pool_id in landing.pool_ids}),),
             )
-            row = await order_cur.fetchone()
-            if row is None or OrderStatus(row[0]) not in moves(LifecycleEvent.CONFIRM) or row[1] != attempt:
-                return None
-            pools = {r[0]: pool_from_json(r[1]) for r in await pools_cur.fetchall()}
-            outcome = decide(pools)
-            pool_curs = [
-                (
-                    pool,
-                    await conn.execute(
-                        "UPDATE pools SET state = %s, version = version + 1, updated_at = clock_timestamp() "
-                        "WHERE id = %s RETURNING id, version",
-                        (Jsonb(pool.to_json()), pool_id),
-                    ),
-                )
-                for pool_id, pool in outcome.pools_after.items()
-            ]
-            await conn.execute(
+            waiting = {str(r[0]): (OrderStatus(r[1]), r[2]) for r in await order_cur.fetchall()}
+            rows = await pools_cur.fetchall()
+            pools = {r[0]: pool_from_json(r[1]) for r in rows}
+            versions = {r[0]: r[2] for r in rows}
+            outcomes: list[_Outcome] = []
+            landed: list[tuple[int, _Landing, Settlement]] = []
+            moved: dict[str, Pool] = {}
+            for landing in landings:
+                # Popped: a second delivery of the same order in this batch finds it landed.
+                found = waiting.pop(landing.order.id, None)
+                if found is None or found[0] not in moves(LifecycleEvent.CONFIRM) or found[1] != landing.order.attempt:
+                    outcomes.append(None)
+                    continue
+                try:
+                    outcome = landing.decide(pools)
+                except Exception as refused:  # refused (slippage, limit): that order's story, not the batch's
+                    outcomes.append(refused)
+                    continue
+                # The next swap in the batch lands on the pools as this one left them, as if it came after.
+                pools.update(outcome.pools_after)
+                moved.update(outcome.pools_after)
+                landed.append((len(outcomes), landing, outcome))
+                outcomes.append(None)  # its event, once written
+            if not landed:
+                return outcomes
+            await conn.cursor().executemany(
+                "UPDATE pools SET state = %s, version = version + 1, updated_at = clock_timestamp() WHERE id = %s",
+                [(Jsonb(pool.to_json()), pool_id) for pool_id, pool in moved.items()],
+            )
+            # One row at a time, in the order the swaps were applied: each gets its own clock_timestamp().
+            await conn.cursor().executemany(
                 "INSERT INTO settlements (order_id, signature, amount_in, amount_out, legs) "
                 "VALUES (%s, %s, %s, %s, %s)",
-                (_uuid(order_id), signature, order.amount_in, outcome.amount_out, Jsonb(outcome.legs)),
+                [
+                    (_uuid(landing.order.id), landing.signature, landing.order.amount_in, o.amount_out, Jsonb(o.legs))
+                    for _, landing, o in landed
+                ],
             )
-            details = EventDetails(
-                tx_signature=signature,
-                executed_price=outcome.executed_price,
-                amount_out=outcome.amount_out_text,
-                dex=order.dex,
+            details = [
+                EventDetails(
+                    tx_signature=landing.signature,
+                    executed_price=o.executed_price,
+                    amount_out=o.amount_out_text,
+                    dex=landing.order.dex,
+                )
+                for _, landing, o in landed
+            ]
+            events_cur = conn.cursor()
+            await events_cur.executemany(
+                _TRANSITION,
+                [
+                    _transition_params(
+                        landing.order.id, LifecycleEvent.CONFIRM, d, landing.order.attempt, None, o.amount_out
+                    )
+                    for (_, landing, o), d in zip(landed, details, strict=True)
+                ],
+                returning=True,
             )
-            confirmed = await OrderStore._transition(
-                conn, order_id, LifecycleEvent.CONFIRM, details, attempt, None, outcome.amount_out
-            )
-            for pool, pool_cur in pool_curs:
-                version = await pool_cur.fetchone()
-                if version is not None:
-                    written[version[0]] = (pool, version[1])
-        return confirmed
+            for (i, _, _), d in zip(landed, details, strict=True):
+                row = await events_cur.fetchone()
+                outcomes[i] = _written_event(row, d) if row else None
+                events_cur.nextset()
+        written.update({pool_id: (pool, versions[pool_id] + 1) for pool_id, pool in moved.items()})
+        return outcomes
 
     async def drift_pool(
         self,
