@@ -9,6 +9,7 @@ state changes nothing. Every method that writes an event hands it to the store's
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -93,6 +94,18 @@ class _Landing:
     decide: Callable[[dict[str, Pool]], Settlement]
     on_written: Callable[[dict[str, tuple[Pool, int]]], None] | None
 
+
+@dataclass(frozen=True, slots=True)
+class _Submitting:
+    """One order's `route_and_submit`, as its statement's parameters and its events' details."""
+
+    params: dict[str, Any]
+    details: tuple[EventDetails, ...]
+    submission: Submission
+
+
+# The events `route_and_submit` wrote, and the transaction's entry in the mempool.
+_Submitted = tuple[list[OrderEvent], Submission]
 
 # What a landing came to: its `confirmed` event, None (not waiting for this landing), or why it was refused.
 _Outcome = OrderEvent | BaseException | None
@@ -293,7 +306,8 @@ class OrderStore:
     def __init__(self, pool: AsyncConnectionPool, sink: EventSink | None = None) -> None:
         self._pool = pool
         self._sink = sink or EventSink()
-        self._landings = GroupCommit(self._land_batch)
+        self._landings = GroupCommit(self._land, alone=_not_unavailable)
+        self._submissions = GroupCommit(self._route_and_submit, alone=_not_unavailable)
 
     @classmethod
     async def open(
@@ -515,7 +529,7 @@ class OrderStore:
         route: dict[str, Any],
         submission: Submission,
         submit_details: EventDetails,
-    ) -> tuple[list[OrderEvent], Submission] | None:
+    ) -> _Submitted | None:
         """START (when `start`), ROUTE, the transaction's entry in the mempool and SUBMIT: the steps a worker
         completes in one message once the venues' quote is in, as one statement instead of four transactions.
 
@@ -524,7 +538,8 @@ class OrderStore:
         steps after the first cannot miss once it applied, so the statement moves the order to `submitted` at
         once and writes one event row per step (seq n+1, n+2, ...), each with the payload its own transition
         would have written. Atomic: either all are stored or none is, and the events are handed to the sink only
-        after the commit, in order, as the separate transactions did one by one.
+        after the commit, in order, as the separate transactions did one by one. Orders that come while others
+        are in the store share their transaction and their publish (`workers/group_commit.py`).
         """
         steps: list[tuple[LifecycleEvent, EventDetails]] = [
             (LifecycleEvent.ROUTE, route_details),
@@ -537,36 +552,46 @@ class OrderStore:
         for event, _ in steps:
             status = moves(event)[status]
             statuses.append(status.value)
-        sub = submission
-        async with self._conn() as conn:
-            cur = await conn.execute(
-                _ROUTE_AND_SUBMIT,
-                {
-                    "id": _uuid(order.id),
-                    "source": source.value,
-                    "final": status.value,
-                    "attempt": order.attempt,
-                    "n": len(steps),
-                    "dex": route_details.dex,
-                    "route": Jsonb(route),
-                    "sig": sub.signature,
-                    "submitted_at": sub.submitted_at,
-                    "lands_at": sub.lands_at,
-                    "expires_at": sub.expires_at,
-                    "statuses": statuses,
-                    "payloads": [Jsonb(details.to_json()) for _, details in steps],
-                },
-            )
-            rows = await cur.fetchall()
-            if not rows:
-                return None
-            if not rows[0][7]:  # a resubmission returns the first one's fate (not expected on this path)
-                found = await self._submission(conn, sub.signature)
-                assert found is not None
-                sub = found
-        events = [_written_event(row, details) for row, (_, details) in zip(rows, steps, strict=True)]
-        await self._sink.committed(*events)
-        return events, sub
+        params = {
+            "id": _uuid(order.id),
+            "source": source.value,
+            "final": status.value,
+            "attempt": order.attempt,
+            "n": len(steps),
+            "dex": route_details.dex,
+            "route": Jsonb(route),
+            "sig": submission.signature,
+            "submitted_at": submission.submitted_at,
+            "lands_at": submission.lands_at,
+            "expires_at": submission.expires_at,
+            "statuses": statuses,
+            "payloads": [Jsonb(details.to_json()) for _, details in steps],
+        }
+        return await self._submissions.submit(_Submitting(params, tuple(details for _, details in steps), submission))
+
+    async def _route_and_submit(self, batch: Sequence[_Submitting]) -> list[_Submitted | None]:
+        """Many orders' `route_and_submit` statements in one transaction (one statement alone is one already)."""
+        # In id order: batches in two processes lock the orders they share in the same order.
+        turns = sorted(range(len(batch)), key=lambda i: batch[i].params["id"])
+        submitted: list[_Submitted | None] = [None] * len(batch)
+        one = len(batch) == 1  # one statement is a transaction of its own
+        async with self._conn() as conn, conn.pipeline(), contextlib.nullcontext() if one else conn.transaction():
+            cur = conn.cursor()
+            await cur.executemany(_ROUTE_AND_SUBMIT, [batch[i].params for i in turns], returning=True)
+            for i in turns:
+                rows = await cur.fetchall()
+                cur.nextset()
+                if not rows:
+                    continue
+                sub = batch[i].submission
+                if not rows[0][7]:  # a resubmission returns the first one's fate (not expected on this path)
+                    found = await self._submission(conn, sub.signature)
+                    assert found is not None
+                    sub = found
+                steps = batch[i].details
+                submitted[i] = ([_written_event(r, d) for r, d in zip(rows, steps, strict=True)], sub)
+        await self._sink.committed(*(event for done in submitted if done is not None for event in done[0]))
+        return submitted
 
     async def cancel(self, order_id: str, owner_id: str) -> Order:
         """The owner's cancel: the guarded `cancel` move, then the order as it stands. A cancelled order comes back
@@ -829,22 +854,6 @@ class OrderStore:
         """
         return await self._landings.submit(_Landing(order, signature, tuple(pool_ids), decide, on_written))
 
-    async def _land_batch(self, landings: Sequence[_Landing]) -> list[_Outcome]:
-        try:
-            return await self._land(landings)
-        except Exception as exc:
-            if len(landings) == 1 or is_unavailable(exc):
-                raise
-            # Whatever failed the batch is one landing's at most: each lands alone, so it fails only its own.
-            log.warning("a batch of %d landings failed (%s); landing them one by one", len(landings), exc)
-            alone: list[_Outcome] = []
-            for landing in landings:
-                try:
-                    alone += await self._land([landing])
-                except Exception as one:
-                    alone.append(one)
-            return alone
-
     async def _land(self, landings: Sequence[_Landing]) -> list[_Outcome]:
         written: dict[str, tuple[Pool, int]] = {}
         resting = False
@@ -994,6 +1003,11 @@ class OrderStore:
                 (Jsonb(after.to_json()), pool_id),
             )
             return after
+
+
+def _not_unavailable(exc: BaseException) -> bool:
+    """Whether a failed batch is worth running again one request at a time (not when the store is down)."""
+    return not is_unavailable(exc)
 
 
 def is_unavailable(exc: BaseException) -> bool:

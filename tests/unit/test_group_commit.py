@@ -107,3 +107,31 @@ async def test_a_runner_cancelled_with_its_loop_leaves_no_caller_waiting() -> No
         with pytest.raises(asyncio.CancelledError):
             await task
     assert group._runner is None
+
+
+async def test_a_failed_batch_runs_again_one_by_one_when_alone_says_so() -> None:
+    batches: list[list[int]] = []
+
+    async def run(batch: Sequence[int]) -> list[int | BaseException]:
+        batches.append(list(batch))
+        if 13 in batch:
+            raise KeyError(13)  # one request's bad data fails any batch it is in
+        return list(batch)
+
+    group = GroupCommit(run, alone=lambda exc: isinstance(exc, KeyError))
+    results = await asyncio.gather(*(group.submit(n) for n in (1, 13, 2)), return_exceptions=True)
+    assert results[0] == 1 and results[2] == 2 and isinstance(results[1], KeyError)
+    assert batches == [[1, 13, 2], [1], [13], [2]]
+
+
+async def test_a_failed_batch_fails_every_request_when_alone_says_no() -> None:
+    batches: list[list[int]] = []
+
+    async def run(batch: Sequence[int]) -> list[int | BaseException]:
+        batches.append(list(batch))
+        raise ConnectionError("store down")
+
+    group = GroupCommit(run, alone=lambda exc: not isinstance(exc, ConnectionError))
+    results = await asyncio.gather(*(group.submit(n) for n in (1, 2, 3)), return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert batches == [[1, 2, 3]]  # not tried again one by one: the store is down for all of them

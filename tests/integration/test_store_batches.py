@@ -1,22 +1,26 @@
-"""Landings that meet in the store share one transaction (`OrderStore.settle` through `workers/group_commit.py`):
-each swap lands on the pools as the one before it left them, each order has its own story, and one order's
-failure is never its batch-mates'. Against a real PostgreSQL."""
+"""Store calls that meet share one transaction (`workers/group_commit.py`), against a real PostgreSQL.
+
+Landings (`OrderStore.settle`): each swap lands on the pools as the one before it left them, each order has its
+own story, and one order's failure is never its batch-mates'. Submissions (`OrderStore.route_and_submit`): each
+order gets its own events, in order, and a second delivery of one of them writes nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.stack import Stores
+from workers.chain import Submission
 from workers.domain import ErrorCode, LifecycleEvent, OrderStatus, OrderType, PermanentFailure
 from workers.market import SOL, USDC, Pool, genesis_pools
 from workers.migrate import migrate
-from workers.models import NewOrder, Order, OrderEvent
+from workers.models import EventDetails, NewOrder, Order, OrderEvent
 from workers.store import OrderStore, Settlement
 
 SEED = 7
@@ -134,7 +138,7 @@ async def test_a_landing_whose_write_fails_fails_alone(
     store, _, pool = market
     first, clash, other = await _submitted(store), await _submitted(store), await _submitted(store)
     seen: list[Pool] = []
-    caplog.set_level(logging.WARNING, logger="workers.store")
+    caplog.set_level(logging.WARNING, logger="workers.group_commit")
     # `clash` reuses `first`'s signature: the ledger's UNIQUE signature fails the batch's INSERT.
     results = await asyncio.gather(
         store.settle(first, f"sig-same-{first.id}", [pool.id], _sell(pool.id, 10**8, seen)),
@@ -144,7 +148,45 @@ async def test_a_landing_whose_write_fails_fails_alone(
     )
     assert isinstance(results[0], OrderEvent) and isinstance(results[2], OrderEvent)
     assert isinstance(results[1], psycopg.errors.UniqueViolation)
-    assert "a batch of 3 landings failed" in caplog.text  # they met, and the batch's failure was split up
+    assert "a batch of 3 failed" in caplog.text  # they met, and the batch's failure was split up
     for order, status in ((first, "confirmed"), (clash, "submitted"), (other, "confirmed")):
         found = await store.get_order(order.id)
         assert found is not None and found.status.value == status
+
+
+async def test_submissions_that_meet_each_get_their_own_events(market: tuple[OrderStore, str, Pool]) -> None:
+    store, url, _ = market
+    new = NewOrder("default", OrderType.MARKET, "SOL", "USDC", 10**8, 50)
+    orders = [(await store.create_order(new))[0] for _ in range(3)]
+    now = datetime.now(UTC)
+
+    def submit(order: Order) -> Any:
+        sub = Submission(f"sig-submit-{order.id}", now, now + timedelta(seconds=1), now + timedelta(seconds=60))
+        return store.route_and_submit(
+            order,
+            start=True,
+            route_details=EventDetails(dex="raydium"),
+            route={"legs": [], "order": order.id},
+            submission=sub,
+            submit_details=EventDetails(dex="raydium", tx_signature=sub.signature),
+        )
+
+    results = await asyncio.gather(*(submit(o) for o in [*orders, orders[1]]))  # the second one delivered twice
+    assert results[3] is None
+    for order, done in zip(orders, results[:3], strict=True):
+        assert done is not None
+        events, sub = done
+        assert {e.order_id for e in events} == {order.id}
+        assert [(e.seq, e.status) for e in events] == [
+            (2, OrderStatus.ROUTING),
+            (3, OrderStatus.BUILDING),
+            (4, OrderStatus.SUBMITTED),
+        ]
+        assert sub.signature == f"sig-submit-{order.id}"
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT o.id::text, o.status, o.route->>'order', count(t.signature) FROM orders o "
+            "LEFT JOIN chain_transactions t ON t.order_id = o.id WHERE o.id = ANY(%s::uuid[]) GROUP BY o.id",
+            ([o.id for o in orders],),
+        ).fetchall()
+    assert sorted(rows) == sorted((o.id, "submitted", o.id, 1) for o in orders)
