@@ -57,7 +57,7 @@ class Plan:
     realistic_open_warmup: float = 4
     realistic_open_duration: float = 10
     # WORKER_THREADS settings compared under realistic latency with one worker process (a knob, not code).
-    thread_counts: tuple[int, ...] = (8, 16, 64)
+    thread_counts: tuple[int, ...] = (8, 32, 64)
     threads_ramp: Ramp = Ramp((600,), warmup=4, duration=8, drain=8)
     fanout: tuple[Fanout, ...] = (
         Fanout("zero", 1_000, 100),

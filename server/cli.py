@@ -462,8 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="Dramatiq threads per process (default WORKER_THREADS or 8; no thread waits on a mock delay, so "
-        "more do not add throughput)",
+        help="Dramatiq threads per process, i.e. messages in flight (default WORKER_THREADS or 32; no thread waits "
+        "on a mock delay)",
     )
     sub.add_parser("bridge", help="the HTTP/WebSocket bridge and web page (HTTP_PORT)")
     sub.add_parser("migrate", help="create or update the schema and the genesis market")
