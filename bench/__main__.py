@@ -19,11 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import history
 from bench.launcher import ROOT, Stores, System, make_tmp, remove_tmp
 from bench.plan import DEFAULT, QUICK, SCENARIOS
 from bench.procstat import machine_busy_seconds
 from bench.report import render
 from bench.runner import run, say
+from bench.speed import speed_probe_ms
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 REPORT = ROOT / "BENCHMARKS.md"
@@ -88,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.render_only:
         data = json.loads(args.output.read_text())
-        args.report.write_text(render(data))
+        args.report.write_text(render(data, history.load()))
         say(f"wrote {args.report}")
         return 0
 
@@ -116,7 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "git": git_commit(),
         "stores": "embedded" if not (os.environ.get("REDIS_URL") and os.environ.get("DATABASE_URL")) else "given",
+        "engine": history.engine_fingerprint(),
     }
+    full = not args.quick and scenarios == set(SCENARIOS)
+    speed_before = speed_probe_ms()
     t0, busy0 = time.monotonic(), machine_busy_seconds()
     tmp = make_tmp()
     live: list[System] = []
@@ -137,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.monotonic() - t0
     meta["elapsed_s"] = round(elapsed, 1)
     meta["machine_busy_cores_avg"] = round((machine_busy_seconds() - busy0) / elapsed, 2)
+    meta["speed_probe_ms"] = {"before": speed_before, "after": speed_probe_ms()}
     meta["machine"]["loadavg_after"] = list(os.getloadavg())
     data = {"meta": meta, "results": results}
     if args.merge and args.output.exists():
@@ -151,7 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp_out = args.output.with_suffix(".json.tmp")
     tmp_out.write_text(json.dumps(data, indent=2) + "\n")
     tmp_out.replace(args.output)
-    args.report.write_text(render(data))
+    if full and not args.merge:  # the runs the report's reproducibility section compares
+        history.append(history.entry(meta, results))
+    args.report.write_text(render(data, history.load()))
     say(f"bench: done in {elapsed:.0f} s; wrote {args.output.resolve().relative_to(ROOT)} and {args.report.name}")
     return 0
 

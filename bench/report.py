@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.history import section
 from workers.chain import CONFIRM_SLOTS, SLOT_MS
 from workers.venues import QUOTE_LATENCY_MS
 
@@ -310,7 +311,8 @@ def _profile(res: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(data: dict[str, Any]) -> str:
+def render(data: dict[str, Any], history: list[dict[str, Any]] | None = None) -> str:
+    """The report of one run; `history` (bench/history.py) adds the runs of the same engine code."""
     meta, res = data["meta"], data["results"]
     m, g = meta["machine"], meta["git"]
     out: list[str] = [
@@ -333,6 +335,14 @@ def render(data: dict[str, Any]) -> str:
         f"| load average | {', '.join(f'{x:.2f}' for x in m['loadavg_before'])} before, "
         f"{', '.join(f'{x:.2f}' for x in m.get('loadavg_after', []))} after |",
         f"| machine busy | {meta.get('machine_busy_cores_avg', '-')} cores on average over the run |",
+        *(
+            [
+                f"| machine speed | probe {meta['speed_probe_ms']['before']} ms before the run, "
+                f"{meta['speed_probe_ms']['after']} ms after (`bench/speed.py`; lower is faster) |"
+            ]
+            if meta.get("speed_probe_ms")
+            else []
+        ),
         *(
             f"| re-measured later | {', '.join(m['command'].split('--scenarios ')[-1].split()[:1])}: "
             f"`{m['command']}` at `{m['git']['commit'][:12]}` {m['git']['subject'][:80].rstrip(';,. ')}, "
@@ -378,6 +388,8 @@ def render(data: dict[str, Any]) -> str:
         *targets(res),
         "",
     ]
+    if history is not None and meta.get("engine"):
+        out += section(history, meta["engine"])
     for latency in ("zero", "realistic"):
         r = res.get(latency)
         if not r:
