@@ -1003,6 +1003,21 @@ OPTIMIZATION_LOG = [
     "| + a new order's `pending` is stored and observed but not published: no one can watch an order before its "
     "client has its id (`d5f697b`; `python -m bench.cost --latency zero`, A/B alternated twice) | accept: server "
     "CPU 2.26/1.72 vs 2.44/2.79 ms per order, 430/557 vs 411/355 orders/s | - |",
+    "| + landings that meet in the store share one transaction (group commit, `2d44185`, `workers/group_commit.py`): "
+    "one lock and one write of each pool, one commit and one publish for the batch, each swap applied on the pools "
+    "as the one before left them; a failed batch lands one by one (`python -m bench.cost --orders 3000`, 8 "
+    "threads, A/B alternated 3x) | live phase 238/229/149 -> 448/263/420 orders/s; CPU per order, all parts, "
+    "6.70/6.66/10.33 -> 3.34/5.79/3.66 ms | - |",
+    "| + `route_and_submit` calls that meet share one transaction and one publish (`6edd11a`; `python -m bench.cost "
+    "--orders 3000 --threads 32`, A/B alternated 3x; at 8 threads batches held 1-2 orders and showed no gain) | "
+    "work phase 620/593/488 -> 681/596/680 orders/s | - |",
+    "| + `WORKER_THREADS` 32 instead of 8 (`189fd02`): more messages in flight make bigger group commits (`python -m "
+    "bench.cost`, 8/16/32/64 threads, twice; realistic: `--latency realistic --workers 2 --orders 1500`, 8/32/64) "
+    "| work phase 368,227 / 627,460 / 752,682 / 758,682 orders/s | work phase 247 / 288 / 223, live 210 / 283 / "
+    "266 orders/s |",
+    "| tried and not kept: the workers' first read of an order (`order_at_work`) batched like the writes "
+    "(`python -m bench.cost --orders 3000 --threads 32`, A/B alternated 3x) | live phase 638/410/638 vs "
+    "498/546/542 orders/s: within the noise | - |",
     "| tried and not kept: a delayed message that comes due runs in the worker process that fetched it, acked on "
     "its delay queue, instead of a second trip through Redis, and the trigger engine's delay queue polled every "
     "250 ms (`7b3574b`..`5a70cd3`, reverted; `python -m bench.cost --latency realistic --workers 2 --orders 1000`, "
