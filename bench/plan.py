@@ -95,7 +95,6 @@ class Plan:
     floor_orders: int = 5_000
     # CPU per order part by part (bench/cost.py): accepting, working off the backlog, opening streams, live delivery.
     cost_orders: int = 3_000
-    growth: float = 1.05  # a step must beat the best so far by 5% for the ramp to go on
     notes: list[str] = field(default_factory=list)
 
 

@@ -401,7 +401,7 @@ def render(data: dict[str, Any], history: list[dict[str, Any]] | None = None) ->
         )
         out += [f"## `MARKET_LATENCY={latency}` ({title})", "", "### Throughput by worker processes (closed loop)", ""]
         peaks = ", ".join(f"{w} -> {v:.1f}/s" for w, v in r["peak_by_workers"].items())
-        out += [f"Peak by worker processes: {peaks}. The ramp stops when a step gains less than 5%.", ""]
+        out += [f"Peak by worker processes: {peaks}.", ""]
         rows: list[dict[str, Any]] = []
         for w, steps in r["throughput_by_workers"].items():
             rows += [{**s, "_w": w} for s in steps]

@@ -79,8 +79,9 @@ class Runner:
     async def ramp(
         self, make_driver: Callable[[], Driver], system: System, ramp: Ramp, label: str
     ) -> list[dict[str, Any]]:
+        # Every step is run: with group commit, throughput can stay flat from one step and grow at the next (bigger
+        # batches), so a ramp that stopped at the first step without a gain missed the peak.
         steps: list[dict[str, Any]] = []
-        best = 0.0
         driver = make_driver()
         try:
             for c in ramp.concurrency:
@@ -89,9 +90,6 @@ class Runner:
                 )
                 say(f"  {label} {_brief(r)}")
                 steps.append(r)
-                if len(steps) >= 2 and r["throughput_per_s"] < best * self.plan.growth:
-                    break  # no longer growing
-                best = max(best, r["throughput_per_s"])
                 await asyncio.sleep(0.5)
         finally:
             await driver.close()
