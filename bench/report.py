@@ -880,8 +880,11 @@ def _limits(res: dict[str, Any]) -> list[str]:
             f"{parts}; {_per_order_ms(c, 'total', rate)} ms in all. 500 orders/s on 2 cores needs under 4 ms per "
             "order for everything, load generator included; more worker processes only share the same cores "
             "(see the ramp). At zero latency each order is one Dramatiq message: one guarded statement takes it "
-            "from `pending` to `submitted` (three events), the settlement runs in psycopg pipeline mode (three "
-            "round trips, one commit), and the five events are published as the protobuf the server streams."
+            "from `pending` to `submitted` (three events), then the settlement (psycopg pipeline mode, three round "
+            "trips). Orders that reach the store together share those transactions (`workers/group_commit.py`): "
+            "the landings of a batch lock and write each pool once and commit once, the submissions commit "
+            "together, and a batch's events, the protobuf the server streams, go to Redis in one round trip. So "
+            "throughput grows with the orders in flight (the ramp's clients, up to `WORKER_THREADS` per worker)."
             + (
                 f" Lightly loaded ({light['offered_per_s']:.0f}/s, open loop) an order takes "
                 f"{_f(light['e2e_ms']['p50'])} ms end to end (p50), including up to 25 ms of an idle consumer's "
@@ -927,16 +930,17 @@ def _limits(res: dict[str, Any]) -> list[str]:
         "- On two cores the load generator itself (one Python process decoding every event of every order) takes "
         "a share of the machine; the `loadgen` column shows how much.",
         "",
-        "**What it would take, by expected gain** (CPU per order part by part is in its own section above): "
-        "(1) the worker's ~2.8 ms per order: psycopg's per-statement Python even pipelined, the settlement's "
-        "read-modify-write of the pools' JSON state, and Dramatiq's per-message thread hops and Redis scripts "
-        "(fetch, ack; six scripts per delayed hop under `realistic`); what would halve it is working orders in "
-        "batches (one transaction and one publish for many orders), a change of the pipeline's shape, not a "
-        "tweak; (2) the server's ~1.3 ms per ExecuteOrder (the floor's gRPC share of it is ~0.15 ms): "
-        "authentication, the rate limit's Redis script, the price-impact check, the insert and the enqueue's "
-        "thread hop each cost a little; (3) PostgreSQL's ~1.7 ms: every transition's UPDATE is not HOT (status "
-        "and updated_at are indexed), so each writes every index of `orders`; (4) more cores: every part scales "
-        "out by processes, and here the load generator, PostgreSQL and Redis share the same two.",
+        "**What it would take, by expected gain** (CPU per order part by part is in its own section above; 500 "
+        "orders/s on 2 cores is 4 ms per order for everything): (1) the server's ExecuteOrder, about 1.2-1.5 ms of "
+        "its CPU against the floor's ~0.2 ms for a call that does nothing: the rate limit's Redis script, the "
+        "price-impact route, the insert and the enqueue's thread hop each cost 0.1-0.3 ms; batching concurrent "
+        "calls' inserts and enqueues as the workers now batch their writes is the next step of the same kind; "
+        "(2) the workers' ~1.5 ms, of which Dramatiq's per-message machinery (the hand-off between its threads "
+        "and the event loop, a fetch and an ack script per message, two of each per delayed hop under "
+        "`realistic`) is now the largest share, more than psycopg; (3) the load generator's ~1 ms, which an "
+        "outside load generator on other cores would not take from the engine; (4) PostgreSQL's ~1 ms: two "
+        "UPDATEs of the order and five event rows per order, each UPDATE writing every index of `orders` (not "
+        "HOT); (5) more cores: every part scales out by processes, and here all of them share the same two.",
     ]
     return lines
 
