@@ -106,6 +106,7 @@ class _Submitting:
 
 # The events `route_and_submit` wrote, and the transaction's entry in the mempool.
 _Submitted = tuple[list[OrderEvent], Submission]
+_Created = tuple[Order, OrderEvent | None]
 
 # What a landing came to: its `confirmed` event, None (not waiting for this landing), or why it was refused.
 _Outcome = OrderEvent | BaseException | None
@@ -176,6 +177,49 @@ WITH moved AS (
 
 # START, ROUTE, the mempool entry and SUBMIT in one statement (OrderStore.route_and_submit): the order moves from
 # `source` to `final` under the same guards as a transition, and each step gets its event row, in order.
+# The order and its first event in one statement: one round trip, and atomic without BEGIN/COMMIT.
+_CREATE_ORDER = f"""
+WITH o AS (
+    INSERT INTO orders (id, owner_id, idempotency_key, fingerprint, order_type, token_in, token_out, amount_in,
+                        slippage_bps, status, max_price_impact_bps, limit_price, expires_at, trigger_in, trigger_out,
+                        trigger_price)
+    VALUES (%(id)s, %(owner_id)s, %(key)s, %(fingerprint)s, %(order_type)s, %(token_in)s, %(token_out)s,
+            %(amount_in)s, %(slippage_bps)s, %(status)s, %(max_price_impact_bps)s, %(limit_price)s, %(expires_at)s,
+            %(trigger_in)s, %(trigger_out)s, %(trigger_price)s)
+    ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING {_ORDER_COLUMNS}
+), e AS (
+    INSERT INTO order_events (order_id, seq, status, attempt)
+    SELECT id, 1, status, 1 FROM o
+    RETURNING order_id, seq, status, attempt, created_at
+)
+SELECT o.*, e.* FROM o, e
+"""
+
+_KEYED_ORDER = f"SELECT {_ORDER_COLUMNS}, fingerprint FROM orders WHERE owner_id = %s AND idempotency_key = %s"
+
+
+def _creation_params(new: NewOrder) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "owner_id": new.owner_id,
+        "key": new.idempotency_key,
+        "fingerprint": new.fingerprint(),
+        "order_type": new.order_type.value,
+        "token_in": new.token_in,
+        "token_out": new.token_out,
+        "amount_in": new.amount_in,
+        "slippage_bps": new.slippage_bps,
+        "status": INITIAL_STATUS.value,
+        "max_price_impact_bps": new.max_price_impact_bps,
+        "limit_price": new.limit_price,
+        "expires_at": new.expires_at,
+        "trigger_in": new.trigger_in,
+        "trigger_out": new.trigger_out,
+        "trigger_price": (new.limit_price or 0) if new.trigger_out is not None else None,
+    }
+
+
 _ROUTE_AND_SUBMIT = """
 WITH moved AS (
     UPDATE orders SET
@@ -308,6 +352,7 @@ class OrderStore:
         self._sink = sink or EventSink()
         self._landings = GroupCommit(self._land, alone=_not_unavailable)
         self._submissions = GroupCommit(self._route_and_submit, alone=_not_unavailable)
+        self._creations = GroupCommit(self._create_orders, alone=_not_unavailable)
 
     @classmethod
     async def open(
@@ -354,51 +399,28 @@ class OrderStore:
         Returns the event only when the order is new; a repeated idempotency key with the same parameters
         returns the stored order and no event, with other parameters raises IdempotencyConflict.
         """
-        order_id = uuid.uuid4()
-        async with self._conn() as conn:
-            # One statement, so one round trip and atomic without BEGIN/COMMIT: the order and its first event.
-            cur = await conn.execute(
-                f"""
-                WITH o AS (
-                    INSERT INTO orders (id, owner_id, idempotency_key, fingerprint, order_type, token_in, token_out,
-                                        amount_in, slippage_bps, status, max_price_impact_bps, limit_price,
-                                        expires_at, trigger_in, trigger_out, trigger_price)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                    ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-                    RETURNING {_ORDER_COLUMNS}
-                ), e AS (
-                    INSERT INTO order_events (order_id, seq, status, attempt)
-                    SELECT id, 1, status, 1 FROM o
-                    RETURNING order_id, seq, status, attempt, created_at
-                )
-                SELECT o.*, e.* FROM o, e
-                """,
-                (
-                    order_id,
-                    new.owner_id,
-                    new.idempotency_key,
-                    new.fingerprint(),
-                    new.order_type.value,
-                    new.token_in,
-                    new.token_out,
-                    new.amount_in,
-                    new.slippage_bps,
-                    INITIAL_STATUS.value,
-                    new.max_price_impact_bps,
-                    new.limit_price,
-                    new.expires_at,
-                    new.trigger_in,
-                    new.trigger_out,
-                    (new.limit_price or 0) if new.trigger_out is not None else None,
-                ),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                cur = await conn.execute(
-                    f"SELECT {_ORDER_COLUMNS}, fingerprint FROM orders WHERE owner_id = %s AND idempotency_key = %s",
-                    (new.owner_id, new.idempotency_key),
-                )
-                existing = await cur.fetchone()
+        return await self._creations.submit(new)
+
+    async def _create_orders(self, batch: Sequence[NewOrder]) -> list[_Created | BaseException]:
+        """Many orders' inserts in one transaction (one statement alone is one already)."""
+        # Keyed orders in key order: batches in two processes wait on the keys they share in the same order.
+        turns = sorted(range(len(batch)), key=lambda i: (batch[i].owner_id, batch[i].idempotency_key or ""))
+        rows: list[Any] = [None] * len(batch)
+        existing: dict[int, Any] = {}
+        one = len(batch) == 1  # one statement is a transaction of its own
+        async with self._conn() as conn, conn.pipeline(), contextlib.nullcontext() if one else conn.transaction():
+            cur = conn.cursor()
+            await cur.executemany(_CREATE_ORDER, [_creation_params(batch[i]) for i in turns], returning=True)
+            for i in turns:
+                rows[i] = await cur.fetchone()
+                cur.nextset()
+            for i in turns:
+                if rows[i] is None:  # the key was used before (perhaps earlier in this very batch)
+                    found = await conn.execute(_KEYED_ORDER, (batch[i].owner_id, batch[i].idempotency_key))
+                    existing[i] = await found.fetchone()
+        return [self._created(new, rows[i], existing.get(i)) for i, new in enumerate(batch)]
+
+    def _created(self, new: NewOrder, row: Any, existing: Any) -> _Created | BaseException:
         if row is not None:
             n = len(_ORDER_COLUMNS.split(","))
             order = _order(row[:n])
@@ -406,9 +428,9 @@ class OrderStore:
             self._sink.created(pending)
             return order, pending
         if existing is None:
-            raise StoreUnavailable("the order with this idempotency key vanished while being read; retry")
+            return StoreUnavailable("the order with this idempotency key vanished while being read; retry")
         if existing[-1] != new.fingerprint():
-            raise IdempotencyConflict(str(existing[0]))
+            return IdempotencyConflict(str(existing[0]))
         return _order(existing), None
 
     async def forget_unstarted(self, order_id: str) -> bool:

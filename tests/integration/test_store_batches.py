@@ -1,8 +1,10 @@
 """Store calls that meet share one transaction (`workers/group_commit.py`), against a real PostgreSQL.
 
-Landings (`OrderStore.settle`): each swap lands on the pools as the one before it left them, each order has its
-own story, and one order's failure is never its batch-mates'. Submissions (`OrderStore.route_and_submit`): each
-order gets its own events, in order, and a second delivery of one of them writes nothing."""
+Landings (`OrderStore.settle`): each swap lands on the pools as the one before it left them, each order has its own
+story, and one order's failure is never its batch-mates'. Submissions (`OrderStore.route_and_submit`): each order
+gets its own events, in order, and a second delivery of one of them writes nothing. New orders
+(`OrderStore.create_order`): an idempotency key used twice in one batch is one order, and a row the database refuses
+fails only its own call."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from workers.domain import ErrorCode, LifecycleEvent, OrderStatus, OrderType, Pe
 from workers.market import SOL, USDC, Pool, genesis_pools
 from workers.migrate import migrate
 from workers.models import EventDetails, NewOrder, Order, OrderEvent
-from workers.store import OrderStore, Settlement
+from workers.store import IdempotencyConflict, OrderStore, Settlement
 
 SEED = 7
 
@@ -190,3 +192,50 @@ async def test_submissions_that_meet_each_get_their_own_events(market: tuple[Ord
             ([o.id for o in orders],),
         ).fetchall()
     assert sorted(rows) == sorted((o.id, "submitted", o.id, 1) for o in orders)
+
+
+async def test_new_orders_that_meet_share_a_transaction_and_keep_their_keys(
+    market: tuple[OrderStore, str, Pool],
+) -> None:
+    store, url, _ = market
+    keyed = NewOrder("default", OrderType.MARKET, "SOL", "USDC", 10**8, 50, idempotency_key="batch-key")
+    other_params = NewOrder("default", OrderType.MARKET, "SOL", "USDC", 2 * 10**8, 50, idempotency_key="batch-key")
+    plain = NewOrder("default", OrderType.MARKET, "USDC", "SOL", 10**6, 50)
+    batches = store._creations.batches
+    results = await asyncio.gather(
+        store.create_order(keyed),
+        store.create_order(plain),
+        store.create_order(keyed),
+        store.create_order(other_params),
+        return_exceptions=True,
+    )
+    assert store._creations.batches == batches + 1  # the four met
+    (first, first_event), (new, new_event), (again, again_event) = results[0], results[1], results[2]  # type: ignore[misc]
+    assert first_event is not None and first_event.seq == 1 and first_event.order_id == first.id
+    assert again.id == first.id and again_event is None  # the same key and parameters: the same order
+    assert new_event is not None and new.id != first.id and new.token_in == "USDC"
+    assert isinstance(results[3], IdempotencyConflict) and first.id in str(results[3])
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT o.id::text, count(e.seq) FROM orders o JOIN order_events e ON e.order_id = o.id "
+            "WHERE o.idempotency_key = 'batch-key' GROUP BY o.id"
+        ).fetchall()
+    assert rows == [(first.id, 1)]
+
+
+async def test_a_new_order_the_database_refuses_fails_alone(
+    market: tuple[OrderStore, str, Pool], caplog: pytest.LogCaptureFixture
+) -> None:
+    store, _, _ = market
+    caplog.set_level(logging.WARNING, logger="workers.group_commit")
+    fine = NewOrder("default", OrderType.MARKET, "SOL", "USDC", 10**8, 50)
+    too_big = NewOrder("default", OrderType.MARKET, "SOL", "USDC", 10**30, 50)  # past `bigint`: the INSERT fails
+    results = await asyncio.gather(
+        store.create_order(fine), store.create_order(too_big), store.create_order(fine), return_exceptions=True
+    )
+    assert isinstance(results[1], psycopg.errors.NumericValueOutOfRange)
+    assert "a batch of 3 failed" in caplog.text
+    for done in (results[0], results[2]):
+        assert isinstance(done, tuple)
+        order, event = done
+        assert event is not None and await store.get_order(order.id) is not None
