@@ -175,8 +175,6 @@ WITH moved AS (
 )
 
 
-# START, ROUTE, the mempool entry and SUBMIT in one statement (OrderStore.route_and_submit): the order moves from
-# `source` to `final` under the same guards as a transition, and each step gets its event row, in order.
 # The order and its first event in one statement: one round trip, and atomic without BEGIN/COMMIT.
 _CREATE_ORDER = f"""
 WITH o AS (
@@ -220,6 +218,8 @@ def _creation_params(new: NewOrder) -> dict[str, Any]:
     }
 
 
+# START, ROUTE, the mempool entry and SUBMIT in one statement (OrderStore.route_and_submit): the order moves from
+# `source` to `final` under the same guards as a transition, and each step gets its event row, in order.
 _ROUTE_AND_SUBMIT = """
 WITH moved AS (
     UPDATE orders SET
