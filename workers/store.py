@@ -220,6 +220,8 @@ def _creation_params(new: NewOrder) -> dict[str, Any]:
 
 # START, ROUTE, the mempool entry and SUBMIT in one statement (OrderStore.route_and_submit): the order moves from
 # `source` to `final` under the same guards as a transition, and each step gets its event row, in order.
+# Arrays go in binary (`%b`): psycopg's text array dumper escapes every element through a regex, and the jsonb
+# payloads are full of quotes (dumping this statement's parameters took 76 us in text, 24 in binary).
 _ROUTE_AND_SUBMIT = """
 WITH moved AS (
     UPDATE orders SET
@@ -235,7 +237,7 @@ WITH moved AS (
 ), ins AS (
     INSERT INTO order_events (order_id, seq, status, attempt, payload)
     SELECT moved.id, moved.last_seq - %(n)s + e.i, e.status, moved.attempt, e.payload
-    FROM moved, unnest(%(statuses)s::text[], %(payloads)s::jsonb[]) WITH ORDINALITY AS e(status, payload, i)
+    FROM moved, unnest(%(statuses)b::text[], %(payloads)b::jsonb[]) WITH ORDINALITY AS e(status, payload, i)
     RETURNING order_id, seq, status, attempt, created_at
 )
 SELECT ins.order_id, ins.seq, ins.status, ins.attempt, ins.created_at, moved.order_type, moved.created_at,
@@ -901,13 +903,14 @@ class OrderStore:
     async def _settle(conn: Any, landings: Sequence[_Landing], written: dict[str, tuple[Pool, int]]) -> list[_Outcome]:
         # In pipeline mode (the caller's), three round trips whatever the batch's size: the locking reads, then
         # the writes (the events' rows come back), then the commit.
+        # The ids' arrays in binary (`%b`), as in _ROUTE_AND_SUBMIT: no per-element escaping.
         async with conn.transaction():
             order_cur = await conn.execute(
-                "SELECT id, status, attempt FROM orders WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                "SELECT id, status, attempt FROM orders WHERE id = ANY(%b) ORDER BY id FOR UPDATE",
                 (sorted({_uuid(landing.order.id) for landing in landings}),),
             )
             pools_cur = await conn.execute(
-                "SELECT id, state, version FROM pools WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                "SELECT id, state, version FROM pools WHERE id = ANY(%b::text[]) ORDER BY id FOR UPDATE",
                 (sorted({pool_id for landing in landings for pool_id in landing.pool_ids}),),
             )
             waiting = {str(r[0]): (OrderStatus(r[1]), r[2]) for r in await order_cur.fetchall()}
