@@ -188,6 +188,13 @@ def measure(
             statuses: dict[str, int] = dict(
                 conn.execute("SELECT status, count(*) FROM orders GROUP BY status").fetchall()
             )
+            # Why orders failed (under `realistic`, orders quoted against the same pools before any settles can
+            # miss their slippage): what the throughput was bought with.
+            failures: dict[str, int] = dict(
+                conn.execute(
+                    "SELECT error->>'code', count(*) FROM orders WHERE status = 'failed' GROUP BY 1"
+                ).fetchall()
+            )
         return {
             "latency": latency,
             "orders": orders,
@@ -195,6 +202,7 @@ def measure(
             "workers": workers,
             "accept": {"seconds": round(accept_s, 2), "per_s": round(orders / accept_s, 1), "cpu_ms": accept},
             "statuses": statuses,
+            "failures": failures,
             **watched,
             "work": {"seconds": round(drain_s, 2), "per_s": round(orders / drain_s, 1), "cpu_ms": drain},
         }
@@ -244,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         for phase in PHASES:
             print(cost_line(phase, result[phase]))
         print("final statuses:", ", ".join(f"{k} {v}" for k, v in sorted(result["statuses"].items())))
+        if result["failures"]:
+            print("failures:", ", ".join(f"{k} {v}" for k, v in sorted(result["failures"].items())))
     return 0
 
 

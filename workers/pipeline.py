@@ -8,6 +8,9 @@ a retry and the one `failed` event.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +43,8 @@ from workers.runtime import Engine
 from workers.store import Settlement
 from workers.views import leg_view, main_dex, price, route_view
 
+log = logging.getLogger(__name__)
+
 
 async def advance(engine: Engine, order_id: str) -> None:
     found = await engine.store.order_at_work(order_id)
@@ -60,6 +65,19 @@ async def advance(engine: Engine, order_id: str) -> None:
             await triggers.check_now(
                 engine, replace(order, status=reopened.status, attempt=reopened.attempt, updated_at=reopened.time)
             )
+
+
+async def advance_many(engine: Engine, order_ids: Sequence[str]) -> None:
+    """`advance` for each order, side by side, so their reads and writes share the store's batches. An order that
+    fails is handed to a message of its own, due now: its failure is its own, and is decided where every
+    failure is (`middleware/attempts.py`), when that message fails the same way."""
+    results = await asyncio.gather(*(advance(engine, order_id) for order_id in order_ids), return_exceptions=True)
+    for order_id, result in zip(order_ids, results, strict=True):
+        if isinstance(result, asyncio.CancelledError):
+            raise result
+        if isinstance(result, BaseException):
+            log.info("order %s: %s; advanced again by itself", order_id, result, extra={"order_id": order_id})
+            await engine.queue.enqueue_async(order_id)
 
 
 def first_delay_ms(engine: Engine, order: Order) -> int:
@@ -204,9 +222,8 @@ async def _check_landing(engine: Engine, order: Order, sub: Submission | None) -
             ErrorCode.TX_EXPIRED,
             f"transaction {sub.signature[:12]}… was not confirmed before its blockhash expired",
         )
-    else:
-        delay_ms = int(((sub.lands_at or sub.expires_at) - now).total_seconds() * 1000)
-        await engine.queue.enqueue_async(order.id, max(delay_ms, 1))
+    else:  # with the other orders of this process due then (`workers.revisits`)
+        await engine.revisits.at(order.id, sub.lands_at or sub.expires_at)
 
 
 async def _settle(engine: Engine, order: Order) -> None:

@@ -27,6 +27,8 @@ import dramatiq
 
 QUEUE_NAME = "orders"
 ACTOR_NAME = "advance_order"
+# Several orders due at about the same time, in one message (`workers/revisits.py`).
+BATCH_ACTOR_NAME = "advance_orders"
 # The trigger engine's messages get a queue of their own, so a burst of orders never delays a trigger.
 TRIGGER_QUEUE_NAME = "triggers"
 POOLS_MOVED_ACTOR = "pools_moved"
@@ -37,6 +39,12 @@ ENQUEUE_THREADS = 8
 
 def message_for(order_id: str) -> dramatiq.Message[None]:
     return dramatiq.Message(queue_name=QUEUE_NAME, actor_name=ACTOR_NAME, args=(order_id,), kwargs={}, options={})
+
+
+def orders_message(order_ids: Sequence[str]) -> dramatiq.Message[None]:
+    return dramatiq.Message(
+        queue_name=QUEUE_NAME, actor_name=BATCH_ACTOR_NAME, args=(list(order_ids),), kwargs={}, options={}
+    )
 
 
 def pools_moved_message(pool_ids: Sequence[str] | None) -> dramatiq.Message[None]:
@@ -61,6 +69,9 @@ class OrderQueue(Protocol):
 
     async def enqueue_async(self, order_id: str, delay_ms: int = 0) -> None:
         """The same, without blocking the event loop."""
+
+    async def enqueue_many_async(self, order_ids: Sequence[str], delay_ms: int) -> None:
+        """One message for all these orders, delivered after `delay_ms`; each is advanced as `enqueue` would."""
 
     async def pools_moved_async(self, pool_ids: Sequence[str] | None) -> None:
         """Tells the trigger engine these pools moved (committed); None: look at every pool."""
@@ -90,6 +101,9 @@ class BrokerQueue:
         # In the caller's context (as asyncio.to_thread does): middleware reads the current trace from it.
         send = functools.partial(contextvars.copy_context().run, self.enqueue, order_id, delay_ms)
         await asyncio.get_running_loop().run_in_executor(self._executor, send)
+
+    async def enqueue_many_async(self, order_ids: Sequence[str], delay_ms: int) -> None:
+        await self._send_async(orders_message(order_ids), delay_ms)
 
     async def pools_moved_async(self, pool_ids: Sequence[str] | None) -> None:
         await self._send_async(pools_moved_message(pool_ids), 0)

@@ -24,6 +24,7 @@ from workers.market.tokens import register_token
 from workers.publisher import EventPublisher
 from workers.queue import BrokerQueue, OrderQueue
 from workers.redis_client import async_redis
+from workers.revisits import Revisits
 from workers.store import OrderStore
 from workers.venues import Venues
 
@@ -37,6 +38,7 @@ class Engine:
     venues: Venues
     queue: OrderQueue
     chain: ChainProfile
+    revisits: Revisits
     _own_broker: dramatiq.Broker | None = field(default=None, repr=False)
 
     @classmethod
@@ -70,6 +72,7 @@ class Engine:
             ),
             queue=queue,
             chain=ChainProfile.for_latency(settings.market_latency),
+            revisits=Revisits(queue),
             _own_broker=sender if broker is None else None,
         )
 
