@@ -19,7 +19,7 @@ from tests.rabbitmq import RabbitMQForTests
 from tests.stack import Stores
 from workers.broker import amqp_url, build_broker
 from workers.config import Settings
-from workers.queue import ACTOR_NAME, QUEUE_NAME, BrokerQueue
+from workers.queue import ACTOR_NAME, BATCH_ACTOR_NAME, QUEUE_NAME, BrokerQueue
 
 
 class Recorder(dramatiq.Middleware):
@@ -101,6 +101,12 @@ async def test_every_enqueue_passes_the_brokers_hooks_and_lands_in_its_queues(
         assert [m.args for m in later_msgs] == [("order-c",), ("order-d",)]
         assert {m.actor_name for m in now_msgs + later_msgs} == {ACTOR_NAME}
         assert abs(later_msgs[1].options["eta"] - later_msgs[0].options["eta"]) < 5_000
+
+        # Several orders in one delayed message (workers/revisits.py), through the same hooks.
+        await queue.enqueue_many_async(["order-e", "order-f"], 30_000)
+        assert recorder.after[-1] == ((["order-e", "order-f"],), 30_000)
+        shared = messages(url, f"{QUEUE_NAME}.DQ")[-1]
+        assert (shared.actor_name, shared.args) == (BATCH_ACTOR_NAME, (["order-e", "order-f"],))
     finally:
         queue.close()
         _clean_redis(redis_url)

@@ -75,14 +75,16 @@ class MessageTracing(dramatiq.Middleware):
 
     def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         if message.actor_name == BATCH_ACTOR_NAME:
-            # Sent for orders whose messages are in flight here: each continues its own order's span.
-            carriers: dict[str, dict[str, str]] = {}
+            # Sent for orders whose messages are in flight here: each continues its own order's span. Kept when
+            # Dramatiq enqueues the message again once it is due (no order's span is in flight then).
+            carriers: dict[str, dict[str, str]] = dict(message.options.get(ORDER_TRACES_OPTION) or {})
             for order_id in _order_ids(message):
                 span = self.span_for(order_id)
                 if span is not None:
                     carriers[order_id] = {}
                     propagate.inject(carriers[order_id], context=trace.set_span_in_context(span))
-            message.options[ORDER_TRACES_OPTION] = carriers
+            if carriers:
+                message.options[ORDER_TRACES_OPTION] = carriers
             return
         carrier = self._carrier(str(message.args[0])) if message.args else {}
         if carrier:
@@ -100,7 +102,7 @@ class MessageTracing(dramatiq.Middleware):
                 "messaging.dramatiq.retries": int(message.options.get("retries", 0)),
                 "order.id": order_id,
             }
-            if len(order_ids) > 1:
+            if message.actor_name == BATCH_ACTOR_NAME:
                 attributes["messaging.batch.message_count"] = len(order_ids)
             span = tracer().start_span(
                 message.actor_name,
