@@ -1037,6 +1037,21 @@ OPTIMIZATION_LOG = [
     "| tried and not kept: a settlement's locking read sends back a pool's state only when its version moved "
     "since this process read or wrote it (`python -m bench.cost`, alternated: worker 2.66-2.89 ms per order "
     "either way, within the noise) | - | - |",
+    "| + array parameters in binary (`%b`: psycopg's text array dumper escapes each element through a regex, and "
+    "the events' jsonb payloads are full of quotes) and `Pool.has` by mint (`b8d3c49`; micro-benchmarks: dumping a "
+    "`route_and_submit` statement's parameters 76 -> 24 µs, `best_route` over the bench's order mix 77 -> 69 µs; "
+    "`python -m bench.cost --orders 3000`, A/B alternated 3x) | work phase worker CPU 1.76/2.10/1.92 -> "
+    "1.61/2.06/2.31 ms per order: within the noise, as ~0.06 ms of ~1.9 is | - |",
+    "| + the orders of a worker whose transactions land in the same 100 ms share one delayed message "
+    "(`workers/revisits.py`, actor `advance_orders`, `1189be1`): a delayed message on Redis is enqueued, fetched, "
+    "enqueued again when due and acked twice, one more trip through the worker's threads, and cost more than the "
+    "rest of the order; an order is looked at up to "
+    "100 ms late, never early. `python -m bench.cost --latency realistic --workers 2 --orders 1500`, A/B alternated "
+    "3x; the bound, measured once by settling at once instead of waiting for the landing: work phase 321/s, worker "
+    "3.55 ms | - | work phase 238/175/177 -> 254/230/195 orders/s, worker CPU 4.28/6.28/6.25 -> 3.52/3.89/4.82 ms "
+    "per order; live 208/201/171 -> 256/278/224 orders/s, worker 4.81/5.27/5.93 -> 3.29/3.27/4.09 ms. One run of "
+    "three after it failed 234 of 3,200 orders SLIPPAGE_EXCEEDED (the 3,000 accepted while the workers were stopped "
+    "are quoted against the same pools; faster routing quotes more of them before any lands), none before it |",
     "",
     "The enqueue alone, one process, 4000 messages 64 at a time on an embedded Redis (`python -m bench.enqueue_cost`, "
     "and the same loop over the earlier script path): 125-137 µs of CPU per message through the Lua script, "
