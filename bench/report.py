@@ -1055,7 +1055,10 @@ OPTIMIZATION_LOG = [
     "3.55 ms | - | work phase 238/175/177 -> 254/230/195 orders/s, worker CPU 4.28/6.28/6.25 -> 3.52/3.89/4.82 ms "
     "per order; live 208/201/171 -> 256/278/224 orders/s, worker 4.81/5.27/5.93 -> 3.29/3.27/4.09 ms. One run of "
     "three after it failed 234 of 3,200 orders SLIPPAGE_EXCEEDED (the 3,000 accepted while the workers were stopped "
-    "are quoted against the same pools; faster routing quotes more of them before any lands), none before it |",
+    "are quoted against the same pools; faster routing quotes more of them before any lands), none before it. "
+    "`python -m bench --quick --scenarios realistic --workers 1`, the session's first commit (`27ce0ac`) and the "
+    "last (`f2e43be`) alternated: closed loop, 500 clients, 168/146/157/160 -> 172/149/169 orders/s (near the "
+    "clients' bound, ~500 / 3 s); open loop at 194/s offered, 120/139/175/112 -> 189/167/151/s confirmed |",
     "",
     "The enqueue alone, one process, 4000 messages 64 at a time on an embedded Redis (`python -m bench.enqueue_cost`, "
     "and the same loop over the earlier script path): 125-137 µs of CPU per message through the Lua script, "
