@@ -86,7 +86,7 @@ class MessageTracing(dramatiq.Middleware):
             if carriers:
                 message.options[ORDER_TRACES_OPTION] = carriers
             return
-        carrier = self._carrier(str(message.args[0]) if message.args else "")
+        carrier = self._carrier(str(message.args[0])) if message.args else {}
         if carrier:
             message.options[TRACE_OPTION] = carrier
 
