@@ -9,6 +9,7 @@ import pytest
 
 from orderengine.v1 import order_service_pb2_grpc as pb_grpc
 from server.embedded import EmbeddedRedis
+from tests.integration.otlp_receiver import OtlpReceiver
 from tests.rabbitmq import RabbitMQForTests
 from tests.stack import Stack, Stores
 
@@ -22,6 +23,14 @@ def stores() -> Iterator[Stores]:
     s = Stores.start_for_tests()
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OtlpReceiver]:
+    """An OTLP collector on a free loopback port, for the modules whose systems export traces to it."""
+    r = OtlpReceiver().start()
+    yield r
+    r.stop()
 
 
 @pytest.fixture(scope="session")

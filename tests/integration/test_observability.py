@@ -27,13 +27,6 @@ BRIDGE_ORDERS = 2
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    r = OtlpReceiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
 def observed(stores: Stores, receiver: OtlpReceiver) -> Iterator[Observed]:
     o = start_observed(stores, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="100")
     yield o

@@ -27,13 +27,6 @@ ORDERS = 24
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    r = OtlpReceiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
 def observed(stores: Stores, receiver: OtlpReceiver) -> Iterator[Observed]:
     o = start_observed(
         stores,
